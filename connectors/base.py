@@ -1,0 +1,131 @@
+"""The connector contract: what every source and destination implements.
+
+A connector reads like a short story: its settings form, ``validate``, ``pull``, ``actions``,
+``push``. It talks HTTP only through ``ctx.session`` (see ``connectors.http``) and raises
+:class:`ConnectorError` for anything a person must fix.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import requests
+from django import forms
+
+
+class ConnectorError(Exception):
+    """A failure a person must see. ``permanent`` ones (bad credentials, a missing
+    resource) disable the configuration instead of failing again at every tick."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(slots=True)
+class Record:
+    """One raw indicator as a source gave it; the ingest normalizes and merges it.
+
+    ``type`` None means "detect from the value". ``error`` marks a record the connector
+    could not even read (a broken CSV line): it is rejected with that reason, and kept.
+    """
+
+    value: Any
+    type: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    reputation: int | None = None
+    severity: str | None = None
+    tags: list[str] = field(default_factory=list)
+    comments: str = ""
+    external_id: str = ""
+    position: int | None = None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records plus the cursor to resume after them if the run stops here."""
+
+    records: list[Record]
+    cursor: Any = None
+
+
+@dataclass
+class Context:
+    """What a connector gets for one run."""
+
+    config: Any  # exchange.models.PluginConfig
+    settings: dict
+    secrets: dict
+    session: requests.Session
+    since: datetime | None = None
+    cursor: Any = None
+    storage: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a destination can do with indicators (e.g. "add to URL list")."""
+
+    key: str
+    label: str
+    form: type[forms.Form] = forms.Form
+    mode: Literal["append", "replace"] = "append"
+    types: tuple[str, ...] = ()
+    max_items: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass
+class PushResult:
+    """Which values a destination accepted, and which it refused with why."""
+
+    accepted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Connector:
+    """Base class: subclass, set the class attributes, implement what the system supports."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str] = ""
+    settings_form: ClassVar[type[forms.Form]] = forms.Form
+    #: Names of settings_form fields that are secrets: stored encrypted, never rendered.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    can_pull: ClassVar[bool] = True
+    needs_tenant: ClassVar[bool] = False
+
+    def validate(self, ctx: Context) -> str:
+        """Check the connection and settings; return what was checked, or raise ConnectorError."""
+        raise NotImplementedError
+
+    def pull(self, ctx: Context) -> Iterator[Batch]:
+        """Yield batches of records that arrived since ``ctx.since``, resuming at ``ctx.cursor``."""
+        raise NotImplementedError
+
+    def actions(self) -> list[Action]:
+        """What this connector can do as a destination; none for a pure source."""
+        return []
+
+    def push(self, ctx: Context, action: Action, params: dict, indicators: list) -> PushResult:
+        raise NotImplementedError
+
+    def retract(self, ctx: Context, action: Action, params: dict, indicators: list) -> PushResult:
+        raise NotImplementedError
+
+    def finish(self, ctx: Context, action: Action, params: dict) -> None:
+        """Called once after a share run's pushes (e.g. to deploy pending changes)."""
+
+    @classmethod
+    def clean_settings(cls, values: dict) -> dict:
+        """Validate settings with the connector's form; raise forms.ValidationError with its errors."""
+        form = cls.settings_form(data=values)
+        if not form.is_valid():
+            raise forms.ValidationError(
+                [f"{name}: {'; '.join(errors)}" if name != "__all__" else "; ".join(errors)
+                 for name, errors in form.errors.items()]
+            )
+        return form.cleaned_data

@@ -1,0 +1,68 @@
+"""A model field whose value is only ever stored encrypted and never rendered by accident."""
+
+from django.db import models
+
+from exchange import crypto
+
+
+class Sealed:
+    """A secret as stored: the ciphertext, revealed only when code asks for it.
+
+    ``str()`` never shows the secret, so a template, a log line or a change message that
+    touches the field shows a mask instead.
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str = ""):
+        self.token = token or ""
+
+    def reveal(self) -> str:
+        return crypto.unseal(self.token) if self.token else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.token)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sealed) and other.token == self.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+    def __str__(self) -> str:
+        return "********" if self.token else ""
+
+    __repr__ = __str__
+
+
+class SealedField(models.TextField):
+    """Holds a :class:`Sealed`; assign a plain ``str`` to store a new secret, ``""`` to clear it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("default", "")
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        return Sealed(value)
+
+    def to_python(self, value):
+        if isinstance(value, Sealed) or value is None:
+            return value or Sealed()
+        return value
+
+    def get_prep_value(self, value):
+        if isinstance(value, Sealed):
+            return value.token
+        if not value:
+            return ""
+        return crypto.seal(str(value))
+
+    def value_to_string(self, obj):
+        return self.get_prep_value(self.value_from_object(obj))
+
+
+def reveal(value) -> str:
+    """The plaintext of a field value that is either :class:`Sealed` or a fresh ``str``."""
+    return value.reveal() if isinstance(value, Sealed) else (value or "")

@@ -1,0 +1,149 @@
+"""From a connector's raw records to the store: normalize, dedupe within the batch, merge.
+
+A record that fails normalization is rejected with its reason and the rest of the batch goes
+on. Timestamps a source gives in the future are clamped to now, so a wrong clock cannot keep
+an indicator alive for years.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from connectors.base import Record
+from exchange.merge import merge
+from exchange.models import Severity
+from exchange.normalize import Rejected, normalize_any
+
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+MAX_COMMENTS = 4000
+_SEVERITIES = {choice.value for choice in Severity}
+_SEVERITY_SYNONYMS = {"info": "low", "informational": "low", "moderate": "medium", "severe": "high"}
+
+
+@dataclass
+class Rejection:
+    position: int
+    type: str
+    value: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+# Row layout, as merge.STAGE_COLUMNS: type, value, first_seen, last_seen, expires_at,
+# reputation, severity, tags, comments, external_id, hits.
+_FIRST, _LAST, _EXPIRES, _REPUTATION, _SEVERITY, _TAGS, _COMMENTS, _EXTERNAL, _HITS = range(2, 11)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def clean_severity(value) -> str:
+    if not value:
+        return Severity.UNKNOWN
+    text = str(value).strip().lower()
+    text = _SEVERITY_SYNONYMS.get(text, text)
+    return text if text in _SEVERITIES else Severity.UNKNOWN
+
+
+def clean_tags(tags) -> list[str]:
+    if not tags:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    cleaned = {str(tag).strip()[:MAX_TAG_LENGTH] for tag in tags}
+    cleaned.discard("")
+    return sorted(cleaned)[:MAX_TAGS]
+
+
+class Preparer:
+    """Turns one source's records into merge rows; keeps the source's parameters at hand."""
+
+    def __init__(self, config, now: datetime):
+        self.now = now
+        self.reputation = config.reputation
+        self.aging = timedelta(days=config.aging_days) if config.aging_days else None
+
+    def row(self, record: Record) -> list:
+        if record.error:
+            raise Rejected(record.error)
+        type_, value = normalize_any(record.type, record.value)
+        now = self.now
+        last = _aware(record.last_seen) or now
+        if last > now:
+            last = now
+        first = _aware(record.first_seen) or last
+        if first > last:
+            first = last
+        try:
+            reputation = min(max(int(record.reputation), 1), 10)
+        except (TypeError, ValueError):
+            reputation = self.reputation
+        return [
+            type_, value, first, last, last + self.aging if self.aging else None, reputation,
+            clean_severity(record.severity), clean_tags(record.tags), (record.comments or "")[:MAX_COMMENTS],
+            (record.external_id or "")[:255], 1,
+        ]
+
+
+def _combine(kept: list, new: list) -> None:
+    """Fold a second report of the same indicator in one batch into the first."""
+    if new[_FIRST] < kept[_FIRST]:
+        kept[_FIRST] = new[_FIRST]
+    if new[_LAST] >= kept[_LAST]:
+        kept[_LAST] = new[_LAST]
+        kept[_EXPIRES] = new[_EXPIRES]
+    kept[_REPUTATION], kept[_SEVERITY], kept[_COMMENTS] = new[_REPUTATION], new[_SEVERITY], new[_COMMENTS]
+    if new[_EXTERNAL]:
+        kept[_EXTERNAL] = new[_EXTERNAL]
+    if new[_TAGS] != kept[_TAGS]:
+        kept[_TAGS] = sorted(set(kept[_TAGS]) | set(new[_TAGS]))[:MAX_TAGS]
+    kept[_HITS] += 1
+
+
+def prepare(config, records: list[Record], now: datetime, first_position: int = 0):
+    """``(rows, rejections)``: deduplicated merge rows and the records that failed."""
+    preparer = Preparer(config, now)
+    rows: dict[tuple[str, str], list] = {}
+    rejections: list[Rejection] = []
+    for index, record in enumerate(records):
+        try:
+            row = preparer.row(record)
+        except Rejected as exc:
+            position = record.position if record.position is not None else first_position + index
+            rejections.append(Rejection(position, record.type or "", str(record.value)[:1000], str(exc)))
+            continue
+        key = (row[0], row[1])
+        kept = rows.get(key)
+        if kept is None:
+            rows[key] = row
+        else:
+            _combine(kept, row)
+    return [tuple(row) for row in rows.values()], rejections
+
+
+def ingest_batch(config, records: list[Record], now: datetime, first_position: int = 0) -> BatchResult:
+    """Normalize and merge one batch from ``config``; call inside a transaction."""
+    rows, rejections = prepare(config, records, now, first_position)
+    merged = merge(rows, source_id=config.pk, override=config.override_reputation, now=now)
+    received = len(records)
+    rejected = len(rejections)
+    return BatchResult(
+        received=received,
+        created=merged.created,
+        updated=merged.updated,
+        unchanged=received - rejected - merged.created - merged.updated,
+        rejected=rejected,
+        rejections=rejections,
+    )

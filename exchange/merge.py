@@ -1,0 +1,231 @@
+"""Merge a batch of normalized rows into the store with two set-based upserts.
+
+The batch is loaded into a temporary staging table (binary COPY on PostgreSQL, one
+``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` writes the
+indicators and a second one the sightings. Both databases run the same statements, generated
+here from one description of the merge rules, so they cannot drift apart:
+
+- first_seen takes the minimum and last_seen the maximum, whatever else happens;
+- ``expires_at`` is the latest sighting expiry (NULL, never, beats any date), and an indicator
+  is active while it has not passed;
+- the metadata (reputation, severity, tags, comments) follows the owning source: it is replaced
+  when the batch comes from that owner, when the indicator has no owner, or when the batch's
+  source has override on and a higher reputation (DESIGN.md, "Override reputation");
+- a sighting holds its source's latest report; ``hits`` counts reports that changed it.
+
+Rows whose merged values equal the stored ones are not written, so a re-pull of unchanged data
+costs reads only.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from exchange.models import Indicator, Sighting
+
+STAGE = "cte_stage"
+STAGE_COLUMNS = (
+    "type", "value", "first_seen", "last_seen", "expires_at",
+    "reputation", "severity", "tags", "comments", "external_id", "hits",
+)
+_STAGE_PG_TYPES = (
+    "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz",
+    "int2", "varchar", "jsonb", "text", "varchar", "int4",
+)
+_STAGE_DDL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (type varchar(10), value varchar(2048), "
+    "first_seen {ts}, last_seen {ts}, expires_at {ts}, reputation smallint, severity varchar(10), "
+    "tags {json}, comments text, external_id varchar(255), hits integer)"
+)
+
+
+@dataclass(frozen=True)
+class Merged:
+    created: int
+    updated: int
+
+
+def _later(old: str, new: str) -> str:
+    """The later of two expiries where NULL means never."""
+    return f"CASE WHEN {old} IS NULL OR {new} IS NULL THEN NULL WHEN {new} > {old} THEN {new} ELSE {old} END"
+
+
+_TAKES_OVER = (
+    "(i.source_id IS NULL OR i.source_id = %(source)s "
+    "OR (%(override)s AND excluded.reputation > i.reputation))"
+)
+
+
+def _indicator_updates() -> dict[str, str]:
+    expires = _later("i.expires_at", "excluded.expires_at")
+    updates = {
+        "first_seen": "CASE WHEN excluded.first_seen < i.first_seen THEN excluded.first_seen ELSE i.first_seen END",
+        "last_seen": "CASE WHEN excluded.last_seen > i.last_seen THEN excluded.last_seen ELSE i.last_seen END",
+        "expires_at": expires,
+        "active": f"({expires} IS NULL OR {expires} > %(now)s)",
+    }
+    for column in ("reputation", "severity", "tags", "comments"):
+        updates[column] = f"CASE WHEN {_TAKES_OVER} THEN excluded.{column} ELSE i.{column} END"
+    updates["source_id"] = f"CASE WHEN {_TAKES_OVER} THEN %(source)s ELSE i.source_id END"
+    return updates
+
+
+def _sighting_updates() -> dict[str, str]:
+    return {
+        "first_seen": "CASE WHEN excluded.first_seen < g.first_seen THEN excluded.first_seen ELSE g.first_seen END",
+        "last_seen": "CASE WHEN excluded.last_seen > g.last_seen THEN excluded.last_seen ELSE g.last_seen END",
+        "expires_at": "CASE WHEN excluded.last_seen >= g.last_seen THEN excluded.expires_at ELSE g.expires_at END",
+        "reputation": "excluded.reputation",
+        "severity": "excluded.severity",
+        "tags": "excluded.tags",
+        "comments": "excluded.comments",
+        "external_id": "CASE WHEN excluded.external_id <> '' THEN excluded.external_id ELSE g.external_id END",
+    }
+
+
+class _Dialect:
+    vendor: str
+    distinct = "IS DISTINCT FROM"
+    json_type = "jsonb"
+    timestamp_type = "timestamptz"
+
+    def __init__(self):
+        self.indicator_sql = self._indicator_sql()
+        self.sighting_sql = self._sighting_sql()
+
+    def _upsert(self, table: str, alias: str, columns: list[str], select: str, target: str,
+                updates: dict[str, str], extra: dict[str, str]) -> str:
+        assignments = {**updates, **extra}
+        old = ", ".join(f"{alias}.{column}" for column in updates)
+        new = ", ".join(updates.values())
+        return (
+            f"INSERT INTO {table} AS {alias} ({', '.join(columns)}) {select} "
+            f"ON CONFLICT ({target}) DO UPDATE SET "
+            + ", ".join(f"{column} = {expression}" for column, expression in assignments.items())
+            + f" WHERE ({old}) {self.distinct} ({new})"
+        )
+
+    def _indicator_sql(self) -> str:
+        table = Indicator._meta.db_table
+        select = (
+            "SELECT s.type, s.value, s.first_seen, s.last_seen, s.expires_at, "
+            "(s.expires_at IS NULL OR s.expires_at > %(now)s), s.reputation, s.severity, s.tags, s.comments, "
+            f"%(source)s, %(now)s, %(now)s FROM {STAGE} s WHERE true ORDER BY s.type, s.value"
+        )
+        columns = ["type", "value", "first_seen", "last_seen", "expires_at", "active", "reputation",
+                   "severity", "tags", "comments", "source_id", "created", "updated"]
+        return self._upsert(table, "i", columns, select, "type, value", _indicator_updates(), {"updated": "%(now)s"})
+
+    def _sighting_sql(self) -> str:
+        table = Sighting._meta.db_table
+        select = (
+            "SELECT i.id, %(source)s, s.first_seen, s.last_seen, s.expires_at, s.reputation, s.severity, "
+            "s.tags, s.comments, s.external_id, s.hits, %(now)s, %(now)s "
+            f"FROM {STAGE} s JOIN {Indicator._meta.db_table} i ON i.type = s.type AND i.value = s.value "
+            "WHERE true ORDER BY i.id"
+        )
+        columns = ["indicator_id", "source_id", "first_seen", "last_seen", "expires_at", "reputation",
+                   "severity", "tags", "comments", "external_id", "hits", "created", "updated"]
+        extra = {"hits": "g.hits + excluded.hits", "updated": "%(now)s"}
+        return self._upsert(table, "g", columns, select, "indicator_id, source_id", _sighting_updates(), extra)
+
+    def stage(self, cursor, rows: list[tuple]) -> None:
+        cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type, json=self.json_type))
+        self.clear(cursor)
+        self.load(cursor, rows)
+
+    def clear(self, cursor) -> None:
+        cursor.execute(f"DELETE FROM {STAGE}")
+
+    def load(self, cursor, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def upsert_indicators(self, cursor, params: dict) -> int:
+        """Write the indicators; return how many were created."""
+        raise NotImplementedError
+
+
+class _PostgreSQL(_Dialect):
+    vendor = "postgresql"
+
+    def _indicator_sql(self) -> str:
+        # xmax is 0 on a row version this statement inserted, not on one it updated.
+        return f"WITH up AS ({super()._indicator_sql()} RETURNING (i.xmax = 0) AS inserted) " \
+               "SELECT count(*) FROM up WHERE inserted"
+
+    def clear(self, cursor) -> None:
+        # Temporary tables are never vacuumed: TRUNCATE, not DELETE, or they bloat.
+        cursor.execute(f"TRUNCATE {STAGE}")
+
+    def load(self, cursor, rows: list[tuple]) -> None:
+        with cursor.cursor.copy(f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGE_PG_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+    def upsert_indicators(self, cursor, params: dict) -> int:
+        cursor.execute(self.indicator_sql, params)
+        return cursor.fetchone()[0]
+
+
+class _SQLite(_Dialect):
+    vendor = "sqlite"
+    distinct = "IS NOT"
+    json_type = "text"
+    timestamp_type = "text"
+
+    def load(self, cursor, rows: list[tuple]) -> None:
+        adapt = connection.ops.adapt_datetimefield_value
+        cursor.executemany(
+            f"INSERT INTO {STAGE} ({', '.join(STAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(STAGE_COLUMNS))})",
+            [
+                (t, v, adapt(first), adapt(last), adapt(expires), rep, sev, json.dumps(tags), com, ext, hits)
+                for t, v, first, last, expires, rep, sev, tags, com, ext, hits in rows
+            ],
+        )
+
+    def upsert_indicators(self, cursor, params: dict) -> int:
+        # SQLite cannot tell an upsert's inserts from its updates: count the new keys first.
+        # Writers are serialized (BEGIN IMMEDIATE), so nothing lands in between.
+        cursor.execute(
+            f"SELECT count(*) FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM {Indicator._meta.db_table} i "
+            "WHERE i.type = s.type AND i.value = s.value)"
+        )
+        created = cursor.fetchone()[0]
+        cursor.execute(self.indicator_sql, params)
+        return created
+
+    @staticmethod
+    def adapt(value: datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+
+
+_DIALECTS: dict[str, _Dialect] = {}
+
+
+def _dialect() -> _Dialect:
+    vendor = connection.vendor
+    if vendor not in _DIALECTS:
+        classes = {"postgresql": _PostgreSQL, "sqlite": _SQLite}
+        if vendor not in classes:
+            raise NotImplementedError(f"the merge supports PostgreSQL and SQLite, not {vendor}")
+        _DIALECTS[vendor] = classes[vendor]()
+    return _DIALECTS[vendor]
+
+
+def merge(rows: list[tuple], *, source_id: int, override: bool, now: datetime) -> Merged:
+    """Merge deduplicated rows (in ``STAGE_COLUMNS`` order) from one source; call in a transaction."""
+    if not rows:
+        return Merged(0, 0)
+    dialect = _dialect()
+    params = {"source": source_id, "override": override, "now": now}
+    if dialect.vendor == "sqlite":
+        params["now"] = dialect.adapt(now)
+    with connection.cursor() as cursor:
+        dialect.stage(cursor, rows)
+        created = dialect.upsert_indicators(cursor, params)
+        cursor.execute(dialect.sighting_sql, params)
+        changed_sightings = cursor.rowcount
+    return Merged(created=created, updated=max(changed_sightings - created, 0))

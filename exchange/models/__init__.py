@@ -1,0 +1,15 @@
+from exchange.models.config import PluginConfig, Settings, Tenant
+from exchange.models.runs import RejectedRecord, Run
+from exchange.models.store import Indicator, IndicatorType, Severity, Sighting
+
+__all__ = [
+    "Indicator",
+    "IndicatorType",
+    "PluginConfig",
+    "RejectedRecord",
+    "Run",
+    "Settings",
+    "Severity",
+    "Sighting",
+    "Tenant",
+]

@@ -1,0 +1,110 @@
+"""The store: one row per indicator, one per (indicator, source) sighting."""
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+
+class IndicatorType(models.TextChoices):
+    URL = "url", "URL"
+    DOMAIN = "domain", "domain"
+    HOSTNAME = "hostname", "hostname"
+    IPV4 = "ipv4", "IPv4"
+    IPV6 = "ipv6", "IPv6"
+    CIDR = "cidr", "CIDR"
+    MD5 = "md5", "MD5"
+    SHA1 = "sha1", "SHA-1"
+    SHA256 = "sha256", "SHA-256"
+    EMAIL = "email", "email"
+
+
+class Severity(models.TextChoices):
+    UNKNOWN = "unknown", "unknown"
+    LOW = "low", "low"
+    MEDIUM = "medium", "medium"
+    HIGH = "high", "high"
+    CRITICAL = "critical", "critical"
+
+    @classmethod
+    def rank(cls, value: str) -> int:
+        return [choice.value for choice in cls].index(value)
+
+
+MAX_VALUE_LENGTH = 2048  # also the longest URL accepted: keeps (type, value) within a B-tree entry
+
+
+class IndicatorQuerySet(models.QuerySet):
+    def active(self):
+        """Indicators that have not aged out."""
+        return self.filter(active=True)
+
+    def of_type(self, *types: str):
+        return self.filter(type__in=types)
+
+    def expired(self, now=None):
+        """Active indicators whose latest sighting expiry has passed: the aging sweep's work."""
+        return self.filter(active=True, expires_at__lte=now or timezone.now())
+
+
+class Indicator(models.Model):
+    """One indicator of compromise, unique on (type, normalized value), with its metadata."""
+
+    type = models.CharField(max_length=10, choices=IndicatorType.choices)
+    value = models.CharField(max_length=MAX_VALUE_LENGTH)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    active = models.BooleanField(default=True)
+    reputation = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.UNKNOWN)
+    tags = models.JSONField(default=list, blank=True)
+    comments = models.TextField(blank=True)
+    # The source whose metadata (reputation, severity, tags, comments) the indicator carries.
+    # No index: only the rare deletion of a plugin configuration looks rows up by it.
+    source = models.ForeignKey(
+        "exchange.PluginConfig", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = IndicatorQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # The merge's ON CONFLICT target and every lookup by value.
+            models.UniqueConstraint(fields=["type", "value"], name="indicator_type_value_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Sighting(models.Model):
+    """One source's report of an indicator: provenance, with that source's own view of it."""
+
+    # No separate index on indicator: the unique constraint below starts with it.
+    indicator = models.ForeignKey(Indicator, on_delete=models.CASCADE, related_name="sightings", db_index=False)
+    source = models.ForeignKey("exchange.PluginConfig", on_delete=models.CASCADE, related_name="sightings")
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    reputation = models.PositiveSmallIntegerField(default=5)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.UNKNOWN)
+    tags = models.JSONField(default=list, blank=True)
+    comments = models.TextField(blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
+    hits = models.PositiveIntegerField(default=1, help_text="Reports of this indicator that brought new information.")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            # The merge's ON CONFLICT target; also "which sources reported this indicator".
+            models.UniqueConstraint(fields=["indicator", "source"], name="sighting_indicator_source_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.indicator_id} by {self.source_id}"

@@ -1,0 +1,119 @@
+"""A pull run: fetch from a source, batch by batch, into the store.
+
+The checkpoint (``last_run``) is the start of the cycle and is written only when the whole
+pull succeeds, so nothing that arrived during a run is skipped and a failed run never moves
+it. The connector's cursor and storage are saved in the same transaction as each batch's
+merge, so a run killed at any point resumes after the last batch it committed: nothing lost,
+nothing merged twice.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connectors.base import Connector, ConnectorError, Context
+from connectors.http import session_for
+from exchange import runs
+from exchange.ingest import BatchResult, ingest_batch
+from exchange.locks import exclusive
+from exchange.models import PluginConfig, RejectedRecord, Run, Settings
+
+log = logging.getLogger("cte.pull")
+
+
+class Skipped(Exception):
+    """The pull did not start; ``str()`` says why."""
+
+
+def run_pull(config_id: int, *, trigger: str = "schedule") -> Run:
+    """Run one pull of ``config_id``; raise :class:`Skipped` when it must not run now."""
+    if not Settings.load().module_enabled:
+        raise Skipped("the Threat Exchange module is off (general settings)")
+    config = PluginConfig.objects.get(pk=config_id)
+    if not config.enabled and trigger == "schedule":
+        raise Skipped(f"{config.name} is disabled")
+    connector = config.get_connector()
+    if not connector.can_pull:
+        raise Skipped(f"{config.name}: the {connector.label} connector does not pull")
+    with exclusive(f"pull:{config.pk}") as acquired:
+        if not acquired:
+            raise Skipped(f"{config.name}: the previous pull is still running")
+        runs.close_interrupted(Run.Kind.PULL, config)
+        return _pull(config, connector, trigger)
+
+
+def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
+    config.refresh_from_db()
+    started = timezone.now()
+    since = config.last_run or started - timedelta(days=config.initial_range)
+    run = runs.start(Run.Kind.PULL, config=config, trigger=trigger, since=since)
+    log.info("pull %s: since %s, %s", config.name, since.isoformat(), "resuming" if config.cursor else "from start")
+    try:
+        ctx = Context(
+            config=config, settings=dict(config.settings), secrets=config.get_secrets(),
+            session=session_for(config), since=since, cursor=config.cursor, storage=dict(config.storage or {}),
+        )
+        recorder = _Recorder(run, config)
+        for batch in connector.pull(ctx):
+            with transaction.atomic():
+                recorder.record(ingest_batch(config, batch.records, timezone.now(), recorder.position))
+                PluginConfig.objects.filter(pk=config.pk).update(cursor=batch.cursor, storage=ctx.storage)
+    except ConnectorError as exc:
+        return _failed(run, config, str(exc), permanent=exc.permanent)
+    except Exception as exc:  # a bug or an unexpected answer: record it, keep the checkpoint
+        log.exception("pull %s failed", config.name)
+        return _failed(run, config, f"{type(exc).__name__}: {exc}")
+    with transaction.atomic():
+        PluginConfig.objects.filter(pk=config.pk).update(
+            last_run=started, cursor=None, storage=ctx.storage,
+            last_status=PluginConfig.Status.OK, last_error="",
+        )
+        run = runs.finish(run)
+    log.info("pull %s: %d received, %d created, %d updated, %d unchanged, %d rejected", config.name,
+             run.received, run.created, run.updated, run.unchanged, run.rejected)
+    return run
+
+
+class _Recorder:
+    """Adds a batch's counters to its run and keeps its rejected records, up to the cap."""
+
+    def __init__(self, run: Run, config: PluginConfig):
+        self.run = run
+        self.position = 0
+        self.kept = 0
+        self.cap = settings.CTE_MAX_REJECTS_PER_RUN
+
+    def record(self, result: BatchResult) -> None:
+        room = max(self.cap - self.kept, 0)
+        RejectedRecord.objects.bulk_create(
+            RejectedRecord(run=self.run, position=r.position, type=r.type[:10], value=r.value, reason=r.reason)
+            for r in result.rejections[:room]
+        )
+        self.kept += min(room, len(result.rejections))
+        self.position += result.received
+        Run.objects.filter(pk=self.run.pk).update(
+            received=F("received") + result.received, created=F("created") + result.created,
+            updated=F("updated") + result.updated, unchanged=F("unchanged") + result.unchanged,
+            rejected=F("rejected") + result.rejected, batches=F("batches") + 1,
+        )
+
+
+def _failed(run: Run, config: PluginConfig, error: str, *, permanent: bool = False) -> Run:
+    from exchange.schedules import sync_pull_schedule
+
+    if permanent:
+        error = f"{error} (configuration disabled: fix it, then enable it again)"
+    log.warning("pull %s failed: %s", config.name, error)
+    with transaction.atomic():
+        changes = {"last_status": PluginConfig.Status.ERROR, "last_error": error, "last_error_at": timezone.now()}
+        if permanent:
+            changes["enabled"] = False
+        PluginConfig.objects.filter(pk=config.pk).update(**changes)
+        run = runs.finish(run, error=error)
+        if permanent:
+            transaction.on_commit(lambda: sync_pull_schedule(config.pk))
+    return run

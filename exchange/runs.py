@@ -1,0 +1,36 @@
+"""What every run shares: the worker's identity, closing a run, and closing interrupted ones."""
+
+import os
+import socket
+
+from django.utils import timezone
+
+from exchange.models import Run
+
+INTERRUPTED = (
+    "interrupted: the process running it stopped before it finished (killed, timed out or crashed); "
+    "the next run resumed from the last batch it saved"
+)
+
+
+def worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def close_interrupted(kind: str, config=None) -> int:
+    """Mark runs left 'running' by a dead process as failed. Call only while holding the lock."""
+    return Run.objects.filter(kind=kind, config=config, status=Run.Status.RUNNING).update(
+        status=Run.Status.FAILED, finished=timezone.now(), error=INTERRUPTED
+    )
+
+
+def start(kind: str, *, config=None, trigger: str = "", since=None) -> Run:
+    return Run.objects.create(kind=kind, config=config, trigger=trigger, started=timezone.now(),
+                              since=since, worker=worker())
+
+
+def finish(run: Run, *, error: str = "", **counters) -> Run:
+    status = Run.Status.FAILED if error else Run.Status.SUCCESS
+    Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error, **counters)
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,23 @@
+"""Schedules follow the configurations: synced when a save or delete commits."""
+
+from functools import partial
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django_q.models import Schedule
+
+from exchange.models import PluginConfig
+from exchange.schedules import pull_schedule_name, sync_pull_schedule
+
+
+@receiver(post_save, sender=PluginConfig, dispatch_uid="cte-pull-schedule-save")
+def _config_saved(sender, instance: PluginConfig, raw: bool = False, **kwargs):
+    if not raw:
+        transaction.on_commit(partial(sync_pull_schedule, instance.pk))
+
+
+@receiver(post_delete, sender=PluginConfig, dispatch_uid="cte-pull-schedule-delete")
+def _config_deleted(sender, instance: PluginConfig, **kwargs):
+    name = pull_schedule_name(instance.pk)
+    transaction.on_commit(lambda: Schedule.objects.filter(name=name).delete())
