@@ -6,6 +6,8 @@ connection failures, 429 and 5xx answers with exponential backoff and jitter, ho
 """
 
 import logging
+import re
+import ssl
 
 import requests
 from django.conf import settings
@@ -71,6 +73,10 @@ def new_session(
         total=settings.CTE_HTTP_RETRIES if retries is None else retries,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=None,  # rate limits and gateway errors happen before a write is applied
+        # A read error or timeout comes after the request was sent: a retry could apply a write
+        # twice and multiplies the wait, and urllib3 would turn the last ReadTimeout into a
+        # ConnectionError ("cannot connect") once retries run out.
+        read=False,
         backoff_factor=backoff,
         backoff_jitter=backoff / 2,
         backoff_max=backoff_max,
@@ -117,4 +123,7 @@ def describe(exc: requests.RequestException) -> str:
 def _root(exc: BaseException) -> str:
     while exc.__context__ is not None and exc.__context__ is not exc:
         exc = exc.__context__
+    if isinstance(exc, ssl.SSLError):
+        # "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ... (_ssl.c:1006)"
+        return re.sub(r"^\[SSL: \w+\] | \(_ssl\.c:\d+\)$", "", str(exc))
     return str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)

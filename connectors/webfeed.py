@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import requests
+import urllib3
 from django import forms
 
 from connectors.base import Batch, Connector, ConnectorError, Context, Record
@@ -51,6 +52,8 @@ _PARSING = ("url", "format", "indicator_type", "column", "first_seen_column", "t
             "comment_prefix", "delimiter", "header_rows")
 _DEFAULTS = {"format": "text", "indicator_type": "detect", "column": "1", "first_seen_column": "",
              "tags_column": "", "comment_prefix": "#", "delimiter": ",", "header_rows": 0}
+# Reading the body goes to urllib3 directly (response.raw), whose errors are not requests'.
+_READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError)
 
 
 class WebFeedForm(forms.Form):
@@ -94,6 +97,9 @@ class WebFeedForm(forms.Form):
                 self.add_error("delimiter", 'One character, or "tab".')
             if not options["column"]:
                 self.add_error("column", "Name the column that holds the value.")
+            for name in ("column", "first_seen_column", "tags_column"):
+                if options[name] and options[name].strip() in ("0", "00"):
+                    self.add_error(name, "Columns are numbered from 1.")
         return data
 
 
@@ -129,6 +135,16 @@ class _Column:
         return row[self.index]
 
 
+def _read_failure(url: str, line: int, exc: Exception) -> ConnectorError:
+    if isinstance(exc, requests.RequestException):
+        reason = describe(exc)
+    elif isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        reason = "the server did not answer in time"
+    else:
+        reason = f"the transfer broke off ({exc.args[0] if exc.args else type(exc).__name__})"
+    return ConnectorError(f"reading {url} failed after line {line}: {reason}")
+
+
 def _parse_date(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -149,10 +165,11 @@ class WebFeed(Connector):
     secret_fields = ("password",)
 
     def validate(self, ctx: Context) -> str:
+        options = effective_options(ctx.settings)
         response = self._get(ctx)
+        reader = _Reader(ctx, response, options, limit=200)
+        good = bad = 0
         try:
-            reader = _Reader(ctx, response, effective_options(ctx.settings), limit=200)
-            good = bad = 0
             for record in reader.records():
                 try:
                     if record.error:
@@ -161,6 +178,8 @@ class WebFeed(Connector):
                     good += 1
                 except Rejected:
                     bad += 1
+        except _READ_ERRORS as exc:
+            raise _read_failure(options["url"], reader.line, exc) from None
         finally:
             response.close()
         if good == 0 and bad:
@@ -183,8 +202,8 @@ class WebFeed(Connector):
                 if len(batch) >= BATCH_SIZE:
                     yield Batch(batch, {"line": reader.line, "validators": validators})
                     batch = []
-        except requests.RequestException as exc:
-            raise ConnectorError(f"reading {options['url']} failed after line {reader.line}: {describe(exc)}") from None
+        except _READ_ERRORS as exc:
+            raise _read_failure(options["url"], reader.line, exc) from None
         finally:
             response.close()
         if batch or not resume:
@@ -243,6 +262,10 @@ class _Reader:
     def _raw_lines(self) -> Iterator[str | None]:
         """Each physical line (LF, CRLF or CR); None for one longer than MAX_LINE."""
         self.response.raw.decode_content = True
+        # urllib3 closes the response when its body is read, which a TextIOWrapper takes for a
+        # closed file before it has handed out the last lines: https://urllib3.readthedocs.io/
+        # en/stable/user-guide.html#using-io-wrappers-with-response-content
+        self.response.raw.auto_close = False
         # utf-8-sig drops a BOM; bytes that are not UTF-8 become U+FFFD and fail as values.
         text = io.TextIOWrapper(self.response.raw, encoding="utf-8-sig", errors="replace", newline=None)
         while True:
@@ -283,12 +306,23 @@ class _Reader:
     def _too_long(self, number: int) -> Record:
         return Record("", self.kind, position=number, error=f"line {number}: longer than {MAX_LINE} characters")
 
+    def _not_text(self, number: int, value: str) -> Record | None:
+        """A rejection for a value with bytes that are not UTF-8: decoded, they would make
+        another indicator (a URL path keeps U+FFFD percent-encoded)."""
+        if "\ufffd" not in value:
+            return None
+        return Record(value, self.kind, position=number,
+                      error=f"line {number}: not valid UTF-8 (the value has bytes that are not text)")
+
     def _text_records(self) -> Iterator[Record]:
         for number, raw in self._lines():
             if raw is None:
                 yield self._too_long(number)
                 continue
-            yield Record(raw.strip(), self.kind, severity=self.severity, tags=self.tags, position=number)
+            value = raw.strip()
+            yield self._not_text(number, value) or Record(
+                value, self.kind, severity=self.severity, tags=self.tags, position=number
+            )
 
     def _csv_records(self) -> Iterator[Record]:
         delimiter = self.options["delimiter"]
@@ -315,7 +349,7 @@ class _Reader:
                              error=f"line {number}: no value in column {value.spec} ({len(row)} columns)")
                 continue
             extra = tags.get(row)
-            yield Record(
+            yield self._not_text(number, cell.strip()) or Record(
                 cell.strip(), self.kind, first_seen=_parse_date(first_seen.get(row)), severity=self.severity,
                 tags=self.tags + (extra.split(",") if extra else []), position=number,
             )

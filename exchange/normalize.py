@@ -53,8 +53,8 @@ def _hash(kind: str, label: str, length: int) -> Callable[[str], str]:
         if len(value) == length and hexdigits.fullmatch(value):
             return value.lower()
         if not hexdigits.fullmatch(value):
-            raise Rejected(f"{kind}: {_show(value)} is not a {label} hash (hex digits only)")
-        raise Rejected(f"{kind}: {_show(value)} is not a {label} hash ({length} hex digits, not {len(value)})")
+            raise Rejected(f"{kind}: {_show(value)} is not {label} hash (hex digits only)")
+        raise Rejected(f"{kind}: {_show(value)} is not {label} hash ({length} hex digits, not {len(value)})")
 
     return check
 
@@ -77,6 +77,8 @@ def ipv6(value: str) -> str:
 
 
 def cidr(value: str) -> str:
+    if "%" in value:
+        raise Rejected(f"cidr: {_show(value)} has a zone index, which is local to one host")
     try:
         return ipaddress.ip_network(value, strict=True).compressed
     except ValueError as exc:
@@ -91,30 +93,36 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 def _host_name(kind: str, value: str) -> str:
-    name = value[:-1] if value.endswith(".") else value
+    try:
+        labels = _labels(value)
+    except idna.IDNAError as exc:
+        raise Rejected(f"{kind}: {_show(value)} is not a valid internationalized name ({exc})") from None
+    name = ".".join(labels)
     if not name:
         raise Rejected(f"{kind}: empty name")
-    if name.startswith("*."):
+    if labels[0] == "*" and len(labels) > 1:
         raise Rejected(f"{kind}: {_show(value)} is a wildcard, not a name")
-    if name.isascii():
-        name = name.lower()
-    else:
-        try:
-            name = idna.encode(name, uts46=True, transitional=False).decode("ascii")
-        except idna.IDNAError as exc:
-            raise Rejected(f"{kind}: {_show(value)} is not a valid internationalized name ({exc})") from None
     if len(name) > 253:
         raise Rejected(f"{kind}: {_show(value)} is longer than 253 characters")
-    labels = name.split(".")
     if len(labels) < 2:
         raise Rejected(f"{kind}: {_show(value)} is not a fully qualified name (it has no dot)")
     for label in labels:
+        if len(label) > 63:
+            raise Rejected(f"{kind}: {_show(value)} has a label longer than 63 characters")
         if not _LABEL.fullmatch(label):
             shown = label if label else "(empty)"
             raise Rejected(f"{kind}: {_show(value)} has an invalid label {shown!r}")
     if labels[-1].isdigit():
         raise Rejected(f"{kind}: {_show(value)} is an IP address or ends in a numeric label, not a name")
     return name
+
+
+def _labels(value: str) -> list[str]:
+    # UTS #46 maps the whole name (upper case, full-width dots), but only non-ASCII labels go through
+    # IDNA, which refuses the underscores that real malicious names use ("my_site.bücher.example").
+    name = value.lower() if value.isascii() else idna.uts46_remap(value, std3_rules=False)
+    name = name[:-1] if name.endswith(".") else name
+    return [label if label.isascii() else idna.alabel(label).decode("ascii") for label in name.split(".")]
 
 
 def domain(value: str) -> str:
@@ -133,7 +141,9 @@ def email(value: str) -> str:
     local, at, host = text.rpartition("@")
     if not at or not local:
         raise Rejected(f"email: {_show(value)} is not an email address (no local part and @)")
-    if len(local) > 64 or not _LOCAL_PART.fullmatch(local):
+    if len(local) > 64:
+        raise Rejected(f"email: {_show(value)} has a local part longer than 64 characters")
+    if not _LOCAL_PART.fullmatch(local):
         raise Rejected(f"email: {_show(value)} has an invalid local part {_show(local)!r}")
     try:
         host = _host_name("email", host)
@@ -193,6 +203,8 @@ _DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 
 def _url_host(value: str, host: str, bracketed: bool) -> str:
     if bracketed:
+        if "%" in host:
+            raise Rejected(f"url: {_show(value)} has a zone index in its IPv6 host, which is local to one host")
         try:
             return f"[{ipaddress.IPv6Address(host).compressed}]"
         except ValueError:
@@ -215,9 +227,9 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "ipv4": ipv4,
     "ipv6": ipv6,
     "cidr": cidr,
-    "md5": _hash("md5", "MD5", 32),
-    "sha1": _hash("sha1", "SHA-1", 40),
-    "sha256": _hash("sha256", "SHA-256", 64),
+    "md5": _hash("md5", "an MD5", 32),
+    "sha1": _hash("sha1", "a SHA-1", 40),
+    "sha256": _hash("sha256", "a SHA-256", 64),
     "email": email,
 }
 
@@ -238,6 +250,9 @@ def normalize(type_: str, value) -> str:
 _HASH_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _IP_CHARS = re.compile(r"[0-9a-fA-F:.\[\]]+")
+_DOTTED_QUAD = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+# An address and a prefix of up to three digits: a bad block ("10.0.0.0/33"), not a URL without scheme.
+_CIDR_SHAPE = re.compile(r"(?:[0-9]+(?:\.[0-9]+){3}|[0-9a-fA-F.]*:[0-9a-fA-F:.]*)/[0-9]{1,3}")
 
 
 def detect(value) -> str:
@@ -253,12 +268,16 @@ def detect(value) -> str:
             return "ipv4" if ipaddress.ip_address(text.strip("[]")).version == 4 else "ipv6"
         except ValueError:
             pass
+    if _DOTTED_QUAD.fullmatch(text):
+        return "ipv4"
     if "/" in text and "://" not in text:
         try:
             ipaddress.ip_network(text, strict=False)
             return "cidr"
         except ValueError:
             pass
+    if _CIDR_SHAPE.fullmatch(text):
+        return "cidr"
     if "@" in text and "/" not in text:
         return "email"
     if "/" in text or _SCHEME.match(text) and "://" in text:

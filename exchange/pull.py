@@ -50,7 +50,7 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
     config.refresh_from_db()
     started = timezone.now()
     since = config.last_run or started - timedelta(days=config.initial_range)
-    run = runs.start(Run.Kind.PULL, config=config, trigger=trigger, since=since)
+    run = runs.start(Run.Kind.PULL, config=config, trigger=trigger, since=since, started=started)
     log.info("pull %s: since %s, %s", config.name, since.isoformat(), "resuming" if config.cursor else "from start")
     try:
         ctx = Context(

@@ -24,8 +24,8 @@ def close_interrupted(kind: str, config=None) -> int:
     )
 
 
-def start(kind: str, *, config=None, trigger: str = "", since=None) -> Run:
-    return Run.objects.create(kind=kind, config=config, trigger=trigger, started=timezone.now(),
+def start(kind: str, *, config=None, trigger: str = "", since=None, started=None) -> Run:
+    return Run.objects.create(kind=kind, config=config, trigger=trigger, started=started or timezone.now(),
                               since=since, worker=worker())
 
 

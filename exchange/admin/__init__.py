@@ -1,0 +1,3 @@
+"""The admin is the whole configuration UI: one module per area."""
+
+from exchange.admin import general, indicators, plugins, runs  # noqa: F401

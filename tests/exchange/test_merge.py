@@ -1,0 +1,226 @@
+"""The merge rules (DESIGN.md): dedupe, first/last seen, expiry, override reputation, counters.
+
+These run unchanged on SQLite and PostgreSQL; the two share one set of generated statements.
+"""
+
+from datetime import timedelta
+
+from django.test import TestCase
+from django.utils import timezone
+
+from connectors.base import Record
+from exchange.ingest import ingest_batch
+from exchange.models import Indicator, PluginConfig, Sighting
+from tests.support.factories import make_config
+
+
+def report(config, *records, now=None):
+    return ingest_batch(config, list(records), now or timezone.now())
+
+
+class MergeMatrixTests(TestCase):
+    """Source A (reputation 5) owns the indicator; B reports it again with varying settings."""
+
+    def setUp(self):
+        self.now = timezone.now().replace(microsecond=0)
+        self.a = make_config("A", reputation=5, aging_days=30)
+        self.t0 = self.now - timedelta(days=3)
+        report(self.a, Record("evil.example.com", "domain", first_seen=self.t0, last_seen=self.t0,
+                              severity="medium", tags=["phishing"], comments="from A"), now=self.now)
+
+    def indicator(self):
+        return Indicator.objects.get(type="domain", value="evil.example.com")
+
+    def second_report(self, *, reputation, override, first=None, last=None):
+        b = make_config("B", reputation=reputation, override_reputation=override, aging_days=30)
+        first = first or self.now - timedelta(days=1)
+        last = last or self.now - timedelta(hours=1)
+        result = report(b, Record("EVIL.example.com.", "domain", first_seen=first, last_seen=last,
+                                  severity="critical", tags=["c2", "botnet"], comments="from B"), now=self.now)
+        return b, result
+
+    def assert_metadata(self, indicator, *, source, reputation, severity, tags, comments):
+        self.assertEqual(
+            (indicator.source_id, indicator.reputation, indicator.severity, indicator.tags, indicator.comments),
+            (source.pk, reputation, severity, tags, comments),
+        )
+
+    def test_a_new_indicator_takes_its_source_metadata(self):
+        indicator = self.indicator()
+        self.assert_metadata(indicator, source=self.a, reputation=5, severity="medium", tags=["phishing"],
+                             comments="from A")
+        self.assertEqual((indicator.first_seen, indicator.last_seen), (self.t0, self.t0))
+        self.assertEqual(indicator.expires_at, self.t0 + timedelta(days=30))
+        self.assertTrue(indicator.active)
+
+    def test_higher_reputation_with_override_replaces_metadata(self):
+        b, result = self.second_report(reputation=8, override=True)
+        self.assert_metadata(self.indicator(), source=b, reputation=8, severity="critical", tags=["botnet", "c2"],
+                             comments="from B")
+        self.assertEqual((result.created, result.updated), (0, 1))
+
+    def test_higher_reputation_without_override_keeps_metadata(self):
+        self.second_report(reputation=8, override=False)
+        self.assert_metadata(self.indicator(), source=self.a, reputation=5, severity="medium", tags=["phishing"],
+                             comments="from A")
+
+    def test_equal_reputation_with_override_keeps_metadata(self):
+        self.second_report(reputation=5, override=True)
+        self.assert_metadata(self.indicator(), source=self.a, reputation=5, severity="medium", tags=["phishing"],
+                             comments="from A")
+
+    def test_lower_reputation_with_override_keeps_metadata(self):
+        self.second_report(reputation=3, override=True)
+        self.assert_metadata(self.indicator(), source=self.a, reputation=5, severity="medium", tags=["phishing"],
+                             comments="from A")
+
+    def test_first_and_last_seen_widen_whatever_happens_to_metadata(self):
+        for reputation, override in [(3, False), (8, True)]:
+            with self.subTest(reputation=reputation, override=override):
+                PluginConfig.objects.filter(name="B").delete()
+                earlier, later = self.t0 - timedelta(days=5), self.now - timedelta(minutes=5)
+                self.second_report(reputation=reputation, override=override, first=earlier, last=later)
+                indicator = self.indicator()
+                self.assertEqual((indicator.first_seen, indicator.last_seen), (earlier, later))
+                self.assertEqual(indicator.expires_at, later + timedelta(days=30))
+
+    def test_a_later_report_never_narrows_first_and_last_seen(self):
+        inside = self.t0 - timedelta(hours=1)
+        b = make_config("B", reputation=9, override_reputation=True)
+        report(b, Record("evil.example.com", "domain", first_seen=inside, last_seen=inside), now=self.now)
+        report(b, Record("evil.example.com", "domain", first_seen=self.t0, last_seen=self.t0), now=self.now)
+        indicator = self.indicator()
+        self.assertEqual((indicator.first_seen, indicator.last_seen), (inside, self.t0))
+
+    def test_each_source_keeps_its_own_sighting(self):
+        b, _ = self.second_report(reputation=3, override=False)
+        sightings = {s.source_id: s for s in self.indicator().sightings.all()}
+        self.assertEqual(set(sightings), {self.a.pk, b.pk})
+        self.assertEqual((sightings[self.a.pk].severity, sightings[self.a.pk].tags), ("medium", ["phishing"]))
+        self.assertEqual((sightings[b.pk].severity, sightings[b.pk].tags), ("critical", ["botnet", "c2"]))
+        self.assertEqual(sightings[b.pk].reputation, 3)
+
+    def test_the_owner_updates_its_own_metadata(self):
+        report(self.a, Record("evil.example.com", "domain", last_seen=self.now, severity="high", tags=["apt"]),
+               now=self.now)
+        self.assert_metadata(self.indicator(), source=self.a, reputation=5, severity="high", tags=["apt"], comments="")
+
+    def test_an_indicator_whose_owner_was_deleted_takes_the_next_reporter(self):
+        self.a.delete()
+        b, _ = self.second_report(reputation=2, override=False)
+        self.assertEqual(self.indicator().source_id, b.pk)
+
+    def test_a_per_record_reputation_counts_for_override(self):
+        b = make_config("B", reputation=2, override_reputation=True)
+        report(b, Record("evil.example.com", "domain", reputation=9, severity="low"), now=self.now)
+        self.assert_metadata(self.indicator(), source=b, reputation=9, severity="low", tags=[], comments="")
+
+
+class ExpiryTests(TestCase):
+    def setUp(self):
+        self.now = timezone.now().replace(microsecond=0)
+
+    def test_expiry_is_the_latest_sighting_expiry(self):
+        short = make_config("short", aging_days=1)
+        long = make_config("long", aging_days=60)
+        report(long, Record("198.51.100.7", "ipv4", last_seen=self.now - timedelta(days=2)), now=self.now)
+        report(short, Record("198.51.100.7", "ipv4", last_seen=self.now), now=self.now)
+        indicator = Indicator.objects.get()
+        self.assertEqual(indicator.expires_at, self.now - timedelta(days=2) + timedelta(days=60))
+
+    def test_aging_zero_never_expires_and_wins_over_any_date(self):
+        forever = make_config("forever", aging_days=0)
+        dated = make_config("dated", aging_days=10)
+        report(dated, Record("198.51.100.7", "ipv4"), now=self.now)
+        report(forever, Record("198.51.100.7", "ipv4"), now=self.now)
+        report(dated, Record("198.51.100.7", "ipv4", last_seen=self.now), now=self.now + timedelta(seconds=1))
+        self.assertIsNone(Indicator.objects.get().expires_at)
+
+    def test_a_report_older_than_the_aging_is_stored_inactive(self):
+        config = make_config("feed", aging_days=7)
+        report(config, Record("198.51.100.7", "ipv4", last_seen=self.now - timedelta(days=8)), now=self.now)
+        indicator = Indicator.objects.get()
+        self.assertFalse(indicator.active)
+        self.assertLess(indicator.expires_at, self.now)
+
+    def test_a_new_sighting_reactivates_an_expired_indicator(self):
+        config = make_config("feed", aging_days=7)
+        report(config, Record("198.51.100.7", "ipv4", last_seen=self.now - timedelta(days=8)), now=self.now)
+        report(config, Record("198.51.100.7", "ipv4", last_seen=self.now), now=self.now)
+        indicator = Indicator.objects.get()
+        self.assertTrue(indicator.active)
+        self.assertEqual(indicator.expires_at, self.now + timedelta(days=7))
+
+    def test_future_timestamps_are_clamped_to_now(self):
+        config = make_config("feed", aging_days=7)
+        future = self.now + timedelta(days=365)
+        report(config, Record("198.51.100.7", "ipv4", first_seen=future, last_seen=future), now=self.now)
+        indicator = Indicator.objects.get()
+        self.assertEqual((indicator.first_seen, indicator.last_seen), (self.now, self.now))
+
+
+class DedupeAndCounterTests(TestCase):
+    def setUp(self):
+        self.now = timezone.now().replace(microsecond=0)
+        self.config = make_config("feed")
+
+    def test_duplicates_within_a_batch_become_one_indicator(self):
+        result = report(
+            self.config,
+            Record("HXXP://Evil.Example.com:80/a", None, tags=["x"]),
+            Record("http://evil.example.com/a", "url", tags=["y"]),
+            Record("http://evil.example.com/a#frag", "url"),
+            now=self.now,
+        )
+        self.assertEqual((result.received, result.created, result.unchanged), (3, 1, 2))
+        sighting = Sighting.objects.get()
+        self.assertEqual((sighting.hits, sighting.tags), (3, ["x", "y"]))
+        self.assertEqual(Indicator.objects.get().value, "http://evil.example.com/a")
+
+    def test_the_same_value_across_batches_is_one_indicator(self):
+        first = report(self.config, Record("d41d8cd98f00b204e9800998ecf8427e", "md5"), now=self.now)
+        second = report(self.config, Record("D41D8CD98F00B204E9800998ECF8427E", "md5"),
+                        now=self.now + timedelta(minutes=5))
+        self.assertEqual((first.created, second.created, second.updated), (1, 0, 1))
+        self.assertEqual(Indicator.objects.count(), 1)
+        self.assertEqual(Sighting.objects.get().hits, 2)
+
+    def test_an_identical_report_changes_nothing(self):
+        record = Record("198.51.100.9", "ipv4", last_seen=self.now - timedelta(hours=1), tags=["t"])
+        report(self.config, record, now=self.now)
+        before = Indicator.objects.values().get()
+        again = report(self.config, record, now=self.now + timedelta(minutes=1))
+        self.assertEqual((again.created, again.updated, again.unchanged), (0, 0, 1))
+        self.assertEqual(Indicator.objects.values().get(), before)
+        self.assertEqual(Sighting.objects.get().hits, 1)
+
+    def test_same_value_of_two_types_is_two_indicators(self):
+        report(self.config, Record("evil.example.com", "domain"), Record("evil.example.com", "hostname"), now=self.now)
+        self.assertEqual(sorted(Indicator.objects.values_list("type", flat=True)), ["domain", "hostname"])
+
+    def test_counters_add_up_and_rejects_carry_their_reason(self):
+        result = report(
+            self.config,
+            Record("198.51.100.1", "ipv4"), Record("999.1.1.1", "ipv4", position=7), Record("198.51.100.1", "ipv4"),
+            Record("not a hash", "sha256"), Record("bad line", error="line 9: has 1 columns"),
+            now=self.now,
+        )
+        self.assertEqual(result.received, result.created + result.updated + result.unchanged + result.rejected)
+        self.assertEqual((result.created, result.rejected), (1, 3))
+        reasons = {r.position: r.reason for r in result.rejections}
+        self.assertEqual(reasons[7], "ipv4: 999.1.1.1 is not an IPv4 address")
+        self.assertIn("line 9: has 1 columns", reasons.values())
+        self.assertTrue(any(reason.startswith("sha256: not a hash") for reason in reasons.values()))
+
+    def test_tags_and_severity_are_cleaned(self):
+        report(self.config, Record("198.51.100.2", "ipv4", severity="Informational", tags=" a , b,,a,  "),
+               Record("198.51.100.3", "ipv4", severity="apocalyptic", reputation="n/a"), now=self.now)
+        by_value = {i.value: i for i in Indicator.objects.all()}
+        self.assertEqual((by_value["198.51.100.2"].severity, by_value["198.51.100.2"].tags), ("low", ["a", "b"]))
+        self.assertEqual((by_value["198.51.100.3"].severity, by_value["198.51.100.3"].reputation), ("unknown", 5))
+
+    def test_a_large_batch_merges_every_row(self):
+        values = [f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}" for i in range(2500)]
+        result = report(self.config, *[Record(value, "ipv4") for value in values], now=self.now)
+        self.assertEqual(result.created, 2500)
+        self.assertEqual(Sighting.objects.filter(source=self.config).count(), 2500)
