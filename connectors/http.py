@@ -77,6 +77,9 @@ def new_session(
         # twice and multiplies the wait, and urllib3 would turn the last ReadTimeout into a
         # ConnectionError ("cannot connect") once retries run out.
         read=False,
+        # "Other" errors are TLS failures (a bad or self-signed certificate): retrying cannot
+        # fix them, and a person testing a connection should hear about it at once.
+        other=0,
         backoff_factor=backoff,
         backoff_jitter=backoff / 2,
         backoff_max=backoff_max,

@@ -98,7 +98,8 @@ class WebFeedForm(forms.Form):
             if not options["column"]:
                 self.add_error("column", "Name the column that holds the value.")
             for name in ("column", "first_seen_column", "tags_column"):
-                if options[name] and options[name].strip() in ("0", "00"):
+                spec = (options[name] or "").strip()
+                if spec.isdigit() and int(spec) == 0:
                     self.add_error(name, "Columns are numbered from 1.")
         return data
 

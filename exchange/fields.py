@@ -1,5 +1,6 @@
 """A model field whose value is only ever stored encrypted and never rendered by accident."""
 
+from django import forms
 from django.db import models
 
 from exchange import crypto
@@ -35,11 +36,26 @@ class Sealed:
     __repr__ = __str__
 
 
+class SecretFormField(forms.CharField):
+    """A password input that never renders the stored value back; blank means "keep it"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        super().__init__(**kwargs)
+
+    def has_changed(self, initial, data) -> bool:
+        return bool(data)
+
+
 class SealedField(models.TextField):
-    """Holds a :class:`Sealed`; assign a plain ``str`` to store a new secret, ``""`` to clear it."""
+    """Holds a :class:`Sealed`; assign a plain ``str`` to store a new secret, ``""`` to clear it.
+
+    In a model form it is write-only: the input starts empty and leaving it empty keeps the
+    stored value (clearing needs an explicit "clear" box, see the admin's ``SealedFieldsForm``).
+    """
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("editable", False)
         kwargs.setdefault("blank", True)
         kwargs.setdefault("default", "")
         super().__init__(*args, **kwargs)
@@ -61,6 +77,13 @@ class SealedField(models.TextField):
 
     def value_to_string(self, obj):
         return self.get_prep_value(self.value_from_object(obj))
+
+    def formfield(self, **kwargs):
+        return SecretFormField(label=kwargs.get("label", self.verbose_name.capitalize()), help_text=self.help_text)
+
+    def save_form_data(self, instance, data):
+        if data:
+            setattr(instance, self.name, data)
 
 
 def reveal(value) -> str:

@@ -52,7 +52,7 @@ class PluginConfigForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if self.connector_class is None:
+        if self.connector_class is None or any(name.startswith(PREFIX) for name in self.errors):
             return data
         secrets = self.instance.get_secrets() if self.instance.pk else {}
         values = {}

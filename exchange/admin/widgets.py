@@ -3,6 +3,8 @@
 from django import forms
 from django.utils.html import format_html
 
+from exchange.fields import SecretFormField
+
 _COLOURS = {
     "ok": "#2e7d32", "success": "#2e7d32", "error": "#c62828", "failed": "#c62828",
     "running": "#1565c0", "disabled": "#757575", "never run": "#546e7a",
@@ -22,12 +24,8 @@ def shorten(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
-def secret_field(label: str, help_text: str = "") -> forms.CharField:
-    """A password input that never renders the stored value back; blank keeps it."""
-    return forms.CharField(
-        label=label, required=False, strip=True, help_text=help_text,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )
+def secret_field(label: str, help_text: str = "") -> SecretFormField:
+    return SecretFormField(label=label, help_text=help_text)
 
 
 def clear_field(label: str) -> forms.BooleanField:
@@ -35,14 +33,16 @@ def clear_field(label: str) -> forms.BooleanField:
 
 
 class SealedFieldsForm(forms.ModelForm):
-    """A ModelForm for a model with ``SealedField`` s named in ``sealed``: each gets a write-only
-    input and a "clear" box, declared on the subclass as ``<name>`` and ``clear_<name>``."""
+    """A ModelForm whose ``SealedField`` s (named in ``sealed``) each come with a "clear" box,
+    declared on the subclass as ``clear_<name>``; the inputs themselves are write-only."""
 
     sealed: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in self.sealed:
+            if name not in self.fields:
+                continue
             if getattr(self.instance, name, None):
                 self.fields[name].help_text = "A value is stored. Leave blank to keep it."
             else:
@@ -51,17 +51,13 @@ class SealedFieldsForm(forms.ModelForm):
     def _post_clean(self):
         super()._post_clean()
         for name in self.sealed:
-            value = self.cleaned_data.get(name)
-            if value:
-                setattr(self.instance, name, value)
-            elif self.cleaned_data.get(f"clear_{name}"):
+            if self.cleaned_data.get(f"clear_{name}") and not self.cleaned_data.get(name):
                 setattr(self.instance, name, "")
 
 
 def sealed_form(model, names: dict[str, str], base=SealedFieldsForm) -> type[SealedFieldsForm]:
-    """A form class for ``model`` with write-only inputs for the sealed fields ``{name: label}``."""
+    """A form class for ``model`` with a "clear" box for each sealed field ``{name: label}``."""
     attrs = {"sealed": tuple(names), "Meta": type("Meta", (), {"model": model, "fields": "__all__"})}
     for name, label in names.items():
-        attrs[name] = secret_field(label)
         attrs[f"clear_{name}"] = clear_field(label)
     return type(f"{model.__name__}Form", (base,), attrs)

@@ -115,7 +115,7 @@ class PluginConfig(models.Model):
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="plugins")
     enabled = models.BooleanField(default=True)
     settings = models.JSONField(default=dict, blank=True, editable=False)
-    secrets = SealedField(help_text="The connector's secret settings, JSON, encrypted.")
+    secrets = SealedField(editable=False, help_text="The connector's secret settings, JSON, encrypted.")
 
     aging_days = models.PositiveIntegerField(
         "aging criteria (days)", default=90,

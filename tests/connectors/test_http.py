@@ -237,8 +237,10 @@ class TLSTests(SimpleTestCase):
         warnings.simplefilter("ignore", InsecureRequestWarning)
 
     def test_self_signed_certificate_is_rejected_and_explained(self):
+        started = time.monotonic()
         with self.assertRaises(requests.exceptions.SSLError) as caught:
-            new_session(retries=0).get(self.server.url("/feed"))
+            new_session(retries=4, backoff=1.0).get(self.server.url("/feed"))
+        self.assertLess(time.monotonic() - started, 1.0)  # not retried: a certificate error is not transient
 
         message = describe(caught.exception)
         self.assertTrue(message.startswith("TLS failed: certificate verify failed: "), message)
@@ -252,7 +254,7 @@ class TLSTests(SimpleTestCase):
         self.assertEqual(response.text, "1.2.3.4")
 
 
-# A TLS failure is retried like a connection failure; without retries these tests stay fast.
+# No retries: the proxy tests below talk to closed ports on purpose.
 @override_settings(CTE_HTTP_RETRIES=0)
 class SessionForTests(TestCase):
     def configure(self, **fields) -> None:

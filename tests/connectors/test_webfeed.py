@@ -30,8 +30,8 @@ def feed(name: str) -> bytes:
     return (FEEDS / name).read_bytes()
 
 
-class _Hangup(Exception):
-    """Raised inside a reply's body to drop the connection mid-file, like a killed transfer."""
+class _Hangup(ConnectionAbortedError):
+    """Raised inside a reply's body: the server drops the connection mid-file, like a killed transfer."""
 
 
 def cut_after(body: bytes, size: int):
@@ -49,8 +49,6 @@ class FeedTestCase(TestCase):
         self.server = LocalServer()
         self.server.__enter__()
         self.addCleanup(self.server.__exit__, None, None, None)
-        # A reply that raises drops its connection; keep socketserver from printing the traceback.
-        self.server.httpd.handle_error = lambda request, address: None
 
     def serve(self, path: str, body: bytes, **headers: str) -> str:
         self.server.route(path, Reply(body=body, headers=headers))
@@ -371,23 +369,31 @@ class ResumeTests(FeedTestCase):
 
 
 class HttpErrorTests(FeedTestCase):
-    def test_basic_auth_sends_the_stored_password(self):
-        config = self.config(self.serve("/private.txt", feed("mixed_list.txt")), preset="plain_list",
-                             username="soc")
-        config.set_secrets({"password": "s3cret"})
+    def private_feed(self, password: str) -> PluginConfig:
+        """A feed behind basic authentication (soc / s3cret), configured with ``password``."""
+        expected = "Basic " + base64.b64encode(b"soc:s3cret").decode()
+
+        def answer(seen):
+            if seen.headers.get("Authorization") != expected:
+                return Reply(401, "login required", {"WWW-Authenticate": 'Basic realm="feeds"'})
+            return Reply(body=feed("mixed_list.txt"))
+
+        self.server.route("/private.txt", answer)
+        config = self.config(self.server.url("/private.txt"), preset="plain_list", username="soc")
+        config.set_secrets({"password": password})
         config.save()
+        return config
+
+    def test_basic_auth_sends_the_stored_password(self):
+        config = self.private_feed("s3cret")
 
         run = self.pull(config)
 
         self.assertEqual((run.status, run.created), (Run.Status.SUCCESS, 11))
-        expected = "Basic " + base64.b64encode(b"soc:s3cret").decode()
-        self.assertEqual(self.server.hits("/private.txt")[0].headers["Authorization"], expected)
+        self.assertNotIn("password", config.settings)
 
     def test_401_disables_the_configuration_and_names_the_credentials(self):
-        self.server.route("/private.txt", Reply(401, "login required", {"WWW-Authenticate": 'Basic realm="feeds"'}))
-        config = self.config(self.server.url("/private.txt"), preset="plain_list", username="soc")
-        config.set_secrets({"password": "wrong"})
-        config.save()
+        config = self.private_feed("wrong")
         PluginConfig.objects.filter(pk=config.pk).update(last_run=at("2024-05-01 00:00:00"))
         self.assertIsNotNone(sync_pull_schedule(config.pk))
 
