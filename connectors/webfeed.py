@@ -9,6 +9,7 @@ a changed file is read from the top.
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -246,6 +247,9 @@ class _Reader:
         self.kind = None if options["indicator_type"] == "detect" else options["indicator_type"]
         self.severity = ctx.settings.get("severity") or Severity.UNKNOWN
         self.tags = [tag.strip() for tag in (ctx.settings.get("tags") or "").split(",") if tag.strip()]
+        # "1.10.16.0/20 ; SBL256894" (Spamhaus DROP), "198.51.100.7 # C2": a comment after the value.
+        markers = {"#", ";"} | ({options["comment_prefix"]} if options["comment_prefix"] else set())
+        self._inline_comment = re.compile(r"\s+(?:" + "|".join(map(re.escape, sorted(markers))) + ")")
         self.header: str | None = None  # the last header row skipped
         self.comments: list[str] = []  # comment lines before the first data line
 
@@ -320,7 +324,7 @@ class _Reader:
             if raw is None:
                 yield self._too_long(number)
                 continue
-            value = raw.strip()
+            value = self._inline_comment.split(raw.strip(), 1)[0]
             yield self._not_text(number, value) or Record(
                 value, self.kind, severity=self.severity, tags=self.tags, position=number
             )

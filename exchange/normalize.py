@@ -263,6 +263,8 @@ def detect(value) -> str:
     kind = _HASH_BY_LENGTH.get(len(text))
     if kind and _HEX.fullmatch(text):
         return kind
+    if any(char.isspace() for char in text):
+        raise Rejected(f"detect: {_show(text)} has white space inside, which no indicator value has")
     if _IP_CHARS.fullmatch(text):
         try:
             return "ipv4" if ipaddress.ip_address(text.strip("[]")).version == 4 else "ipv6"
@@ -282,7 +284,7 @@ def detect(value) -> str:
         return "email"
     if "/" in text or _SCHEME.match(text) and "://" in text:
         return "url"
-    if "." in text and " " not in text:
+    if "." in text:
         return "domain"
     raise Rejected(f"detect: {_show(text)} is not a hash, IP address, CIDR block, email address, URL or domain")
 

@@ -501,3 +501,17 @@ class TestConnectionTests(FeedTestCase):
 
         with self.assertRaisesMessage(ConnectorError, f"reading {self.server.url('/list.txt')} failed after line"):
             self.validate(config)
+
+
+class InlineCommentTests(TestCase):
+    def test_a_comment_after_the_value_is_not_part_of_it(self):
+        body = "; Spamhaus DROP style\n1.10.16.0/20 ; SBL256894\n198.51.100.7 # C2 of something\n203.0.113.0/24\n"
+        with LocalServer() as server:
+            server.route("/drop.txt", Reply(200, body))
+            config = make_config("drop", settings={"preset": "custom", "url": server.url("/drop.txt"),
+                                                   "format": "text", "indicator_type": "detect",
+                                                   "comment_prefix": ";", "severity": "high"})
+            run = run_pull(config.pk, trigger="manual")
+        self.assertEqual((run.created, run.rejected), (3, 0))
+        self.assertEqual(sorted(Indicator.objects.values_list("type", "value")),
+                         [("cidr", "1.10.16.0/20"), ("cidr", "203.0.113.0/24"), ("ipv4", "198.51.100.7")])

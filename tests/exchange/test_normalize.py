@@ -323,8 +323,8 @@ DETECTED: list[tuple[str, str]] = [
 
 UNDETECTED: list[tuple[str, str]] = [
     ("hello", "detect: hello is not a hash, IP address, CIDR block, email address, URL or domain"),
-    ("hello world", "detect: hello world is not a hash"),
-    ("a b.c", "detect: a b.c is not a hash"),
+    ("hello world", "detect: hello world has white space inside"),
+    ("a b.c", "detect: a b.c has white space inside"),
     ("deadbeef", "detect: deadbeef is not a hash"),
     ("cafe:babe", "detect: cafe:babe is not a hash"),
     ("javascript:alert(1)", "detect: javascript:alert(1) is not a hash"),
@@ -469,3 +469,10 @@ class NormalizeAnyTests(SimpleTestCase):
             with self.subTest(value=value):
                 with self.assertRaisesMessage(Rejected, reason):
                     normalize_any(None, value)
+
+
+class DetectWhiteSpaceTests(SimpleTestCase):
+    def test_a_value_with_white_space_inside_is_no_indicator(self):
+        for value in ["1.10.16.0/20 ; SBL256894", "evil.example.com extra", "http://x.example/a b"]:
+            with self.subTest(value=value), self.assertRaisesMessage(Rejected, "has white space inside"):
+                detect(value)
