@@ -132,7 +132,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 # several qcluster processes on several machines share the work.
 _TASK_TIMEOUT = env_int("CTE_TASK_TIMEOUT", 3 * 3600, minimum=60)
 Q_CLUSTER = {
-    "name": "cte",
+    # Clusters sharing a broker and a queue name share the work.
+    "name": env_str("CTE_QUEUE", "cte"),
     "workers": env_int("Q_WORKERS", 2, minimum=1),
     "timeout": _TASK_TIMEOUT,
     "retry": _TASK_TIMEOUT + 300,

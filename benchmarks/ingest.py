@@ -1,0 +1,408 @@
+"""Ingest benchmark: N synthetic indicators through the real pull pipeline, measured against a raw COPY.
+
+One run, on one fresh database that the script creates and drops (PostgreSQL ``cte_bench`` by default):
+
+1. raw COPY: the N rows, already normalized, binary-COPYed (SQLite: executemany) into a bare table with
+   one unique index on (type, value), a commit per batch: the floor the pipeline is measured against;
+2. first pull: ``exchange.pull.run_pull`` of a synthetic connector sending N records (35% sha256, 10% md5,
+   5% sha1, 25% URLs, 15% domains, 8% IPv4, 2% IPv6; some upper case, defanged or with a default port):
+   normalize + merge + Indicator + Sighting, exactly as a scheduled pull runs;
+3. re-pull: the same N records again, which must all come out unchanged.
+
+Each phase runs in a forked child of a process that has only loaded Django, so a phase's peak RSS
+(``ru_maxrss``) is that of a worker running that phase alone.
+
+Reading the output: rows/s per phase; ratio = pipeline rows/s / raw COPY rows/s (1.0 would be as fast as
+the bare COPY); the counters check correctness (first pull: created = N - rejected; re-pull: unchanged = N);
+the stage line splits a pull's seconds into record generation (source), normalize (prepare), staging COPY,
+indicator upsert, sighting upsert, commit (with PostgreSQL's deferred foreign key checks) and the rest (run
+counters, rejected records, cursor save). Targets, on PostgreSQL only: ratio >= 0.5 for both pulls, peak RSS
+<= 400 MB. ``--profile`` runs the first pull alone under cProfile (N defaults to 200,000 there) and prints
+the top functions; its times include the profiler's overhead, which inflates Python against SQL.
+
+    .venv/bin/python benchmarks/ingest.py [--n N] [--batch B] [--database-url URL] [--keep] [--profile]
+"""
+
+import argparse
+import cProfile
+import hashlib
+import multiprocessing
+import os
+import pstats
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from connectors.base import Batch, Connector, Record
+from connectors.registry import register
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cte_bench"
+RAW_TABLE = "bench_raw"
+TARGET_RATIO, TARGET_RSS_MB = 0.5, 400
+# Fixed for the whole run, so that the re-pull sends identical records.
+LAST_SEEN = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+FIRST_SEEN = LAST_SEEN - timedelta(days=30)
+EXPIRES = LAST_SEEN + timedelta(days=90)  # the configuration's default aging
+SEVERITIES = ("high", "medium", "low", "critical", "Info")
+CLEAN_SEVERITIES = ("high", "medium", "low", "critical", "low")  # what the ingest makes of them
+TLDS = ("com", "net", "org", "ru", "xyz")
+STAGES: dict[str, float] = {}  # seconds per pipeline stage, in the process running the pull
+
+
+# -- synthetic indicators -----------------------------------------------------------------------------------
+
+def synthetic(i: int) -> tuple[str, str, str]:
+    """``(type, value as the source sends it, canonical value)`` of indicator ``i``: unique, deterministic."""
+    seed = i.to_bytes(8, "little")
+    bucket, variant = i % 100, i // 100 % 4
+    if bucket < 35:
+        return _hash("sha256", hashlib.sha256(seed).hexdigest(), variant)
+    if bucket < 45:
+        return _hash("md5", hashlib.md5(seed).hexdigest(), variant)
+    if bucket < 50:
+        return _hash("sha1", hashlib.sha1(seed).hexdigest(), variant)
+    digest = hashlib.blake2b(seed, digest_size=16).hexdigest()
+    if bucket < 75:
+        return _url(digest, variant)
+    if bucket < 90:
+        return _domain(digest, variant)
+    if bucket < 98:
+        return _ipv4(i, variant)
+    return _ipv6(digest, variant)
+
+
+def _hash(kind: str, hexdigest: str, variant: int) -> tuple[str, str, str]:
+    return kind, hexdigest.upper() if variant == 0 else hexdigest, hexdigest
+
+
+def _url(digest: str, variant: int) -> tuple[str, str, str]:
+    scheme = "https" if int(digest[-1], 16) % 2 else "http"
+    host, path = f"www.{digest[:12]}.{TLDS[int(digest[12], 16) % 5]}", f"/{digest[13:21]}/index.php?id={digest[21:25]}"
+    canonical = f"{scheme}://{host}{path}"
+    port = 443 if scheme == "https" else 80
+    fanged = (f"{scheme}://{host.upper()}{path}", f"{scheme}://{host}:{port}{path}",
+              f"hxxp{scheme[4:]}://{host.replace('.', '[.]')}{path}")
+    return "url", canonical if variant == 3 else fanged[variant], canonical
+
+
+def _domain(digest: str, variant: int) -> tuple[str, str, str]:
+    name = f"{digest[:10]}.{digest[10:16]}.{TLDS[int(digest[16], 16) % 5]}"
+    return "domain", (name.upper(), name + ".", name.replace(".", "[.]"), name)[variant], name
+
+
+def _ipv4(i: int, variant: int) -> tuple[str, str, str]:
+    number = i * 2654435761 % 2**32  # an odd multiplier: one address per index
+    address = f"{number >> 24}.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
+    return "ipv4", address.replace(".", "[.]", 1) if variant == 0 else address, address
+
+
+def _ipv6(digest: str, variant: int) -> tuple[str, str, str]:
+    groups = [f"{int(digest[k:k + 3], 16) | 0x1000:x}" for k in range(0, 18, 3)]  # no zero group to compress
+    address = "2001:db8:" + ":".join(groups)
+    return "ipv6", (address.upper(), "2001:0db8:" + ":".join(groups), f"[{address}]", address)[variant], address
+
+
+def record(i: int) -> Record:
+    type_, value, _ = synthetic(i)
+    return Record(value, type_, first_seen=FIRST_SEEN, last_seen=LAST_SEEN, severity=SEVERITIES[i % 5],
+                  tags=["bench", type_], external_id=f"bench-{i}")
+
+
+def raw_row(i: int) -> tuple:
+    """The staging row the ingest makes of ``record(i)``, in ``exchange.merge.STAGE_COLUMNS`` order."""
+    type_, _, value = synthetic(i)
+    return (type_, value, FIRST_SEEN, LAST_SEEN, EXPIRES, 5, CLEAN_SEVERITIES[i % 5], ["bench", type_], "",
+            f"bench-{i}", 1)
+
+
+@register
+class Synthetic(Connector):
+    """Sends ``settings["n"]`` synthetic records in batches of ``settings["batch"]``; the cursor is the next index."""
+
+    key = "bench-synthetic"
+    label = "Benchmark synthetic source"
+
+    def validate(self, ctx) -> str:
+        return f"{ctx.settings['n']} synthetic records"
+
+    def pull(self, ctx) -> Iterator[Batch]:
+        n, size = ctx.settings["n"], ctx.settings["batch"]
+        for start in range(ctx.cursor or 0, n, size):
+            began = time.perf_counter()
+            records = [record(i) for i in range(start, min(start + size, n))]
+            STAGES["source"] = STAGES.get("source", 0.0) + time.perf_counter() - began
+            yield Batch(records, cursor=start + len(records))
+
+
+def check_generator(count: int = 5000) -> None:
+    """Fail early unless the baseline's rows are exactly what the ingest makes of the records."""
+    from exchange.ingest import prepare
+    from exchange.models import PluginConfig
+
+    rows, rejections = prepare(PluginConfig(), [record(i) for i in range(count)], LAST_SEEN + timedelta(hours=1))
+    assert not rejections, rejections[:3]
+    assert rows == [raw_row(i) for i in range(count)], "the baseline rows differ from the ingest's"
+
+
+# -- database and processes ---------------------------------------------------------------------------------
+
+def configure(url: str) -> None:
+    os.environ.update(DJANGO_SETTINGS_MODULE="cteproject.settings", DEBUG="true", DATABASE_URL=url,
+                      CTE_DATA_DIR=tempfile.mkdtemp(prefix="cte_bench_"))
+    os.environ.setdefault("CTE_LOG_LEVEL", "WARNING")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.DEBUG = False  # DEBUG only spared the SECRET_KEY: do not log queries, as in production
+
+
+def create_database() -> None:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        if not db["NAME"].startswith("cte_bench"):
+            raise SystemExit(f"refusing to recreate {db['NAME']!r}: the benchmark's databases are named cte_bench*")
+        _pg_admin(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)', f'CREATE DATABASE "{db["NAME"]}"')
+    elif Path(db["NAME"]).exists():
+        raise SystemExit(f"{db['NAME']} exists: remove it or name another file")
+
+
+def drop_database() -> None:
+    from django.db import connection, connections
+
+    connections.close_all()
+    if connection.vendor == "postgresql":
+        _pg_admin(f'DROP DATABASE IF EXISTS "{connection.settings_dict["NAME"]}" WITH (FORCE)')
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(connection.settings_dict["NAME"] + suffix).unlink(missing_ok=True)
+    shutil.rmtree(os.environ["CTE_DATA_DIR"], ignore_errors=True)
+
+
+def _pg_admin(*statements: str) -> None:
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    with psycopg.connect(dbname="postgres", host=db["HOST"], port=db["PORT"] or None, user=db["USER"],
+                         password=db["PASSWORD"] or None, autocommit=True) as admin:
+        for statement in statements:
+            admin.execute(statement)
+
+
+def in_child(phase: Callable[..., dict], *args) -> dict:
+    """Run ``phase(*args)`` in a forked child; its result, plus the child's peak RSS in MB as ``rss``."""
+    from django.db import connections
+
+    connections.close_all()  # a forked child must open its own connection
+    sys.stdout.flush()
+    with multiprocessing.get_context("fork").Pool(1, maxtasksperchild=1) as pool:
+        return pool.apply(_measured, (phase, *args))
+
+
+def _measured(phase: Callable[..., dict], *args) -> dict:
+    from django.db import connections
+
+    try:
+        result = phase(*args)
+    finally:
+        connections.close_all()
+        sys.stdout.flush()
+    return {**result, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# -- phases -------------------------------------------------------------------------------------------------
+
+def setup(n: int, batch: int) -> dict:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from exchange.models import PluginConfig
+
+    call_command("migrate", verbosity=0, interactive=False)
+    json, ts = ("jsonb", "timestamptz") if connection.vendor == "postgresql" else ("text", "text")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {RAW_TABLE} (type varchar(10), value varchar(2048), first_seen {ts}, last_seen {ts}, "
+            f"expires_at {ts}, reputation smallint, severity varchar(10), tags {json}, comments text, "
+            "external_id varchar(255), hits integer)"
+        )
+        cursor.execute(f"CREATE UNIQUE INDEX {RAW_TABLE}_type_value ON {RAW_TABLE} (type, value)")
+    config = PluginConfig.objects.create(name="benchmark", connector=Synthetic.key, settings={"n": n, "batch": batch})
+    return {"config": config.pk}
+
+
+def raw_copy(n: int, batch: int) -> dict:
+    from django.db import connection, transaction
+
+    load = _copy_rows if connection.vendor == "postgresql" else _insert_rows
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        with transaction.atomic(), connection.cursor() as cursor:
+            load(cursor.cursor, range(start, min(start + batch, n)))
+    return {"seconds": time.perf_counter() - started}
+
+
+def _copy_rows(cursor, indexes: range) -> None:
+    with cursor.copy(f"COPY {RAW_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(("varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar",
+                        "jsonb", "text", "varchar", "int4"))
+        for i in indexes:
+            copy.write_row(raw_row(i))
+
+
+def _insert_rows(cursor, indexes: range) -> None:
+    from django.db import connection
+
+    first, last, expires = (connection.ops.adapt_datetimefield_value(moment) for moment in (FIRST_SEEN, LAST_SEEN,
+                                                                                          EXPIRES))
+    tags = {type_: f'["bench", "{type_}"]' for type_ in ("url", "domain", "ipv4", "ipv6", "md5", "sha1", "sha256")}
+    rows = map(raw_row, indexes)
+    cursor.executemany(
+        f"INSERT INTO {RAW_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        ((t, v, first, last, expires, r, s, tags[t], c, x, h) for t, v, _, _, _, r, s, _, c, x, h in rows),
+    )
+
+
+def pull(config_id: int) -> dict:
+    from exchange.pull import run_pull
+
+    _time_stages()
+    started = time.perf_counter()
+    run = run_pull(config_id, trigger="manual")
+    seconds = time.perf_counter() - started
+    counters = {name: getattr(run, name) for name in ("received", "created", "updated", "unchanged", "rejected")}
+    return {"seconds": seconds, "error": run.error, "counters": counters, "stages": _stage_seconds(seconds)}
+
+
+def profiled_pull(config_id: int) -> dict:
+    profiler = cProfile.Profile()
+    result = profiler.runcall(pull, config_id)
+    for order in ("cumulative", "tottime"):
+        print(f"\n-- top 25 by {order} time --")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(25)
+    return result
+
+
+def _time_stages() -> None:
+    """Wrap the pipeline's stages with timers, in this process only: the project is not edited."""
+    from django.db import connections
+
+    from exchange import ingest, merge
+
+    wrapper = type(connections["default"])
+    wrapper.commit = _timed(wrapper.commit, "commit")
+    dialect = type(merge._dialect())
+    ingest.prepare = _timed(ingest.prepare, "prepare")
+    ingest.merge = _timed(ingest.merge, "merge")
+    merge._Dialect.stage = _timed(merge._Dialect.stage, "staging COPY")
+    dialect.upsert_indicators = _timed(dialect.upsert_indicators, "indicator upsert")
+
+
+def _timed(function: Callable, stage: str) -> Callable:
+    @wraps(function)
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            STAGES[stage] = STAGES.get(stage, 0.0) + time.perf_counter() - began
+
+    return timed
+
+
+def _stage_seconds(total: float) -> dict[str, float]:
+    get = STAGES.get
+    merge = get("merge", 0.0)
+    return {
+        "source": get("source", 0.0), "prepare": get("prepare", 0.0), "staging COPY": get("staging COPY", 0.0),
+        "indicator upsert": get("indicator upsert", 0.0),
+        # merge() runs the sighting upsert inline, so it is the rest of merge().
+        "sighting upsert": merge - get("staging COPY", 0.0) - get("indicator upsert", 0.0),
+        "commit": get("commit", 0.0),
+        "other": total - get("source", 0.0) - get("prepare", 0.0) - merge - get("commit", 0.0),
+    }
+
+
+# -- report -------------------------------------------------------------------------------------------------
+
+def report(n: int, vendor: str, phases: dict[str, dict]) -> bool:
+    raw_rate = n / phases["raw COPY"]["seconds"]
+    print(f"{'phase':<12}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}")
+    for name, phase in phases.items():
+        rate = n / phase["seconds"]
+        phase["ratio"] = rate / raw_rate
+        print(f"{name:<12}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB")
+    correct = _check_counters(n, phases["first pull"], phases["re-pull"])
+    rss = max(phase["rss"] for phase in phases.values())
+    print(f"peak RSS (max of the phases): {rss:.0f} MB")
+    if vendor != "postgresql":
+        print(f"targets: not judged on {vendor} (they are for PostgreSQL)")
+        return correct
+    verdicts = [_verdict(f"{name} ratio", phases[name]["ratio"], ">=", TARGET_RATIO)
+                for name in ("first pull", "re-pull")] + [_verdict("peak RSS MB", rss, "<=", TARGET_RSS_MB)]
+    return correct and all(verdicts)
+
+
+def _check_counters(n: int, first: dict, again: dict) -> bool:
+    ok = True
+    for name, phase, expected in (("first pull", first, "created"), ("re-pull", again, "unchanged")):
+        counts = phase["counters"]
+        good = not phase["error"] and counts["received"] == n and counts[expected] == n - counts["rejected"]
+        ok = ok and good
+        verdict = f"OK ({expected} = N - rejected)" if good else f"WRONG ({expected} != N - rejected) {phase['error']}"
+        print(f"{name}: " + ", ".join(f"{key} {value:,}" for key, value in counts.items()) + f" -> {verdict}")
+        print("  stages (s): " + ", ".join(f"{key} {value:.1f}" for key, value in phase["stages"].items()))
+    return ok
+
+
+def _verdict(label: str, value: float, op: str, target: float) -> bool:
+    passed = value >= target if op == ">=" else value <= target
+    print(f"target {label} {value:.2f} {op} {target}: {'PASS' if passed else 'FAIL'}")
+    return passed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, help="indicators (default 1,000,000; 200,000 with --profile)")
+    parser.add_argument("--batch", type=int, default=10_000, help="records per batch (default 10,000)")
+    parser.add_argument("--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--profile", action="store_true", help="profile the first pull only")
+    args = parser.parse_args()
+    n = args.n or (200_000 if args.profile else 1_000_000)
+    configure(args.database_url)
+    from django.db import connection
+
+    check_generator()
+    create_database()
+    try:
+        config = in_child(setup, n, args.batch)["config"]
+        database = f"{connection.vendor} {connection.settings_dict['NAME']}"
+        print(f"CTE ingest benchmark: N={n:,}, batch={args.batch:,}, {database}")
+        if args.profile:
+            phase = in_child(profiled_pull, config)
+            print(f"\nfirst pull under cProfile: {phase['seconds']:.1f} s, peak RSS {phase['rss']:.0f} MB; stages (s): "
+                  + ", ".join(f"{key} {value:.1f}" for key, value in phase["stages"].items()))
+            return 0
+        phases = {"raw COPY": in_child(raw_copy, n, args.batch)}
+        phases["first pull"] = in_child(pull, config)
+        phases["re-pull"] = in_child(pull, config)
+        return 0 if report(n, connection.vendor, phases) else 1
+    finally:
+        if not args.keep:
+            drop_database()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
