@@ -18,7 +18,8 @@ the stage line splits a pull's seconds into record generation (source), normaliz
 indicator upsert, sighting upsert, commit (with PostgreSQL's deferred foreign key checks) and the rest (run
 counters, rejected records, cursor save). Targets, on PostgreSQL only: ratio >= 0.5 for both pulls, peak RSS
 <= 400 MB. ``--profile`` runs the first pull alone under cProfile (N defaults to 200,000 there) and prints
-the top functions; its times include the profiler's overhead, which inflates Python against SQL.
+the top functions; its times include the profiler's overhead, which inflates Python against SQL. On
+PostgreSQL, WAL and checkpoints are the server's during each phase (other databases' work would show too).
 
     .venv/bin/python benchmarks/ingest.py [--n N] [--batch B] [--database-url URL] [--keep] [--profile]
 """
@@ -214,11 +215,27 @@ def _measured(phase: Callable[..., dict], *args) -> dict:
     from django.db import connections
 
     try:
+        before = _server_writes()
         result = phase(*args)
+        after = _server_writes()
     finally:
         connections.close_all()
         sys.stdout.flush()
-    return {**result, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    writes = tuple(b - a for a, b in zip(before, after, strict=True)) if before else None
+    return {**result, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "writes": writes}
+
+
+def _server_writes() -> tuple[float, int] | None:
+    """PostgreSQL's WAL position (MB) and checkpoint count: server-wide, so other databases' work shows too."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (pg_current_wal_lsn() - '0/0') / 1048576.0, checkpoints_timed + checkpoints_req "
+                       "FROM pg_stat_bgwriter")
+        wal, checkpoints = cursor.fetchone()
+    return float(wal), checkpoints
 
 
 # -- phases -------------------------------------------------------------------------------------------------
@@ -338,11 +355,12 @@ def _stage_seconds(total: float) -> dict[str, float]:
 
 def report(n: int, vendor: str, phases: dict[str, dict]) -> bool:
     raw_rate = n / phases["raw COPY"]["seconds"]
-    print(f"{'phase':<12}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}")
+    print(f"{'phase':<12}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}{'WAL':>10}{'checkpoints':>13}")
     for name, phase in phases.items():
         rate = n / phase["seconds"]
         phase["ratio"] = rate / raw_rate
-        print(f"{name:<12}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB")
+        writes = f"{phase['writes'][0]:>7,.0f} MB{phase['writes'][1]:>13}" if phase["writes"] else ""
+        print(f"{name:<12}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB{writes}")
     correct = _check_counters(n, phases["first pull"], phases["re-pull"])
     rss = max(phase["rss"] for phase in phases.values())
     print(f"peak RSS (max of the phases): {rss:.0f} MB")

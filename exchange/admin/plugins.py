@@ -36,6 +36,10 @@ class PluginConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "ssl_verify" in self.fields:
+            self.fields["ssl_verify"].widget.choices = [
+                ("unknown", "Use the general setting"), ("true", "Validate"), ("false", "Do not validate"),
+            ]
         if self.connector_class is None:
             return
         self.instance.connector = self.connector_class.key

@@ -202,6 +202,13 @@ class PluginConfigFormTests(AdminTestCase):
         self.assertEqual((self.config.cursor, self.config.last_status, self.config.last_error, self.config.storage),
                          ({"line": 7}, "error", "meanwhile", {"k": 1}))
 
+    def test_ssl_validation_choice_reads_plainly_and_saves(self):
+        url = reverse("admin:exchange_pluginconfig_change", args=[self.config.pk])
+        self.assertContains(self.client.get(url), "Use the general setting")
+        self.client.post(url, self.config_form(self.config, ssl_verify="false"))
+        self.config.refresh_from_db()
+        self.assertIs(self.config.ssl_verify, False)
+
     def test_last_run_is_editable(self):
         url = reverse("admin:exchange_pluginconfig_change", args=[self.config.pk])
         self.client.post(url, self.config_form(self.config, last_run_0="2026-01-02", last_run_1="03:04:05"))
