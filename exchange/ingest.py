@@ -5,8 +5,10 @@ on. Timestamps a source gives in the future are clamped to now, so a wrong clock
 an indicator alive for years.
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from connectors.base import Record
 from exchange.merge import merge
@@ -50,11 +52,16 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def clean_severity(value) -> str:
-    if not value:
-        return Severity.UNKNOWN
-    text = str(value).strip().lower()
+    known = _SEVERITY_OF.get(value)
+    if known is not None:
+        return known
+    text = str(value or "").strip().lower()
     text = _SEVERITY_SYNONYMS.get(text, text)
     return text if text in _SEVERITIES else Severity.UNKNOWN
+
+
+_SEVERITY_OF = {None: Severity.UNKNOWN, "": Severity.UNKNOWN, **{value: value for value in _SEVERITIES},
+                **{value.capitalize(): value for value in _SEVERITIES}}
 
 
 def clean_tags(tags) -> list[str]:
@@ -65,6 +72,18 @@ def clean_tags(tags) -> list[str]:
     cleaned = {str(tag).strip()[:MAX_TAG_LENGTH] for tag in tags}
     cleaned.discard("")
     return sorted(cleaned)[:MAX_TAGS]
+
+
+@lru_cache(maxsize=4096)
+def _tags_of(tags: tuple | str) -> tuple[str, ...]:
+    # The records of a source repeat a handful of tag lists: clean each once.
+    return tuple(clean_tags(tags))
+
+
+@lru_cache(maxsize=4096)
+def tags_json(tags: tuple[str, ...]) -> str:
+    """The stored form of a cleaned tag list (what Django's JSONField writes)."""
+    return json.dumps(list(tags))
 
 
 class Preparer:
@@ -86,15 +105,26 @@ class Preparer:
         first = _aware(record.first_seen) or last
         if first > last:
             first = last
-        try:
-            reputation = min(max(int(record.reputation), 1), 10)
-        except (TypeError, ValueError):
-            reputation = self.reputation
+        reputation = self.reputation if record.reputation is None else _reputation(record.reputation, self.reputation)
+        tags = record.tags
+        tags = _tags_of(tuple(tags) if isinstance(tags, list) else tags) if tags else ()
+        comments = record.comments
+        if comments and len(comments) > MAX_COMMENTS:
+            comments = comments[:MAX_COMMENTS]
+        external = record.external_id
+        if external and len(external) > 255:
+            external = external[:255]
         return [
             type_, value, first, last, last + self.aging if self.aging else None, reputation,
-            clean_severity(record.severity), clean_tags(record.tags), (record.comments or "")[:MAX_COMMENTS],
-            (record.external_id or "")[:255], 1,
+            clean_severity(record.severity), tags, comments or "", external or "", 1,
         ]
+
+
+def _reputation(value, default: int) -> int:
+    try:
+        return min(max(int(value), 1), 10)
+    except (TypeError, ValueError):
+        return default
 
 
 def _combine(kept: list, new: list) -> None:
@@ -108,18 +138,18 @@ def _combine(kept: list, new: list) -> None:
     if new[_EXTERNAL]:
         kept[_EXTERNAL] = new[_EXTERNAL]
     if new[_TAGS] != kept[_TAGS]:
-        kept[_TAGS] = sorted(set(kept[_TAGS]) | set(new[_TAGS]))[:MAX_TAGS]
+        kept[_TAGS] = tuple(sorted(set(kept[_TAGS]) | set(new[_TAGS]))[:MAX_TAGS])
     kept[_HITS] += 1
 
 
 def prepare(config, records: list[Record], now: datetime, first_position: int = 0):
     """``(rows, rejections)``: deduplicated merge rows and the records that failed."""
-    preparer = Preparer(config, now)
+    row_of = Preparer(config, now).row
     rows: dict[tuple[str, str], list] = {}
     rejections: list[Rejection] = []
     for index, record in enumerate(records):
         try:
-            row = preparer.row(record)
+            row = row_of(record)
         except Rejected as exc:
             position = record.position if record.position is not None else first_position + index
             rejections.append(Rejection(position, record.type or "", str(record.value)[:1000], str(exc)))
@@ -130,6 +160,8 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
             rows[key] = row
         else:
             _combine(kept, row)
+    for row in rows.values():
+        row[_TAGS] = tags_json(row[_TAGS])
     return [tuple(row) for row in rows.values()], rejections
 
 

@@ -17,9 +17,9 @@ Rows whose merged values equal the stored ones are not written, so a re-pull of 
 costs reads only.
 """
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from django.db import connection
 
@@ -30,14 +30,15 @@ STAGE_COLUMNS = (
     "type", "value", "first_seen", "last_seen", "expires_at",
     "reputation", "severity", "tags", "comments", "external_id", "hits",
 )
+# Tags arrive as JSON text (one dump per distinct list, see ingest), cast where they are written.
 _STAGE_PG_TYPES = (
     "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz",
-    "int2", "varchar", "jsonb", "text", "varchar", "int4",
+    "int2", "varchar", "text", "text", "varchar", "int4",
 )
 _STAGE_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (type varchar(10), value varchar(2048), "
     "first_seen {ts}, last_seen {ts}, expires_at {ts}, reputation smallint, severity varchar(10), "
-    "tags {json}, comments text, external_id varchar(255), hits integer)"
+    "tags text, comments text, external_id varchar(255), hits integer)"
 )
 
 
@@ -88,12 +89,33 @@ def _sighting_updates() -> dict[str, str]:
 class _Dialect:
     vendor: str
     distinct = "IS DISTINCT FROM"
-    json_type = "jsonb"
+    tags = "s.tags::jsonb"
     timestamp_type = "timestamptz"
 
     def __init__(self):
+        self.unchanged_sql = self._unchanged_sql()
         self.indicator_sql = self._indicator_sql()
         self.sighting_sql = self._sighting_sql()
+
+    # Every lookup below is a scalar subquery on a unique index: PostgreSQL never turns one into a
+    # join, so the plan stays "probe the index for each staged row" whatever the statistics say
+    # (temporary tables have none, and the store's go stale during a large first pull).
+
+    def _unchanged_sql(self) -> str:
+        """Drop the staged rows that would change neither their indicator nor this source's
+        sighting: a read-only pass, so that re-reading unchanged data writes nothing."""
+
+        def same(alias: str, updates: dict[str, str]) -> str:
+            old = ", ".join(f"{alias}.{column}" for column in updates)
+            new = ", ".join(e.replace("excluded.tags", self.tags).replace("excluded.", "s.") for e in updates.values())
+            return f"NOT (({old}) {self.distinct} ({new}))"
+
+        return (
+            f"DELETE FROM {STAGE} AS s WHERE (SELECT {same('i', _indicator_updates())} "
+            f"AND {same('g', _sighting_updates())} FROM {Indicator._meta.db_table} i "
+            f"JOIN {Sighting._meta.db_table} g ON g.indicator_id = i.id AND g.source_id = %(source)s "
+            "WHERE i.type = s.type AND i.value = s.value) IS TRUE"
+        )
 
     def _upsert(self, table: str, alias: str, columns: list[str], select: str, target: str,
                 updates: dict[str, str], extra: dict[str, str]) -> str:
@@ -111,7 +133,7 @@ class _Dialect:
         table = Indicator._meta.db_table
         select = (
             "SELECT s.type, s.value, s.first_seen, s.last_seen, s.expires_at, "
-            "(s.expires_at IS NULL OR s.expires_at > %(now)s), s.reputation, s.severity, s.tags, s.comments, "
+            f"(s.expires_at IS NULL OR s.expires_at > %(now)s), s.reputation, s.severity, {self.tags}, s.comments, "
             f"%(source)s, %(now)s, %(now)s FROM {STAGE} s WHERE true ORDER BY s.type, s.value"
         )
         columns = ["type", "value", "first_seen", "last_seen", "expires_at", "active", "reputation",
@@ -120,11 +142,12 @@ class _Dialect:
 
     def _sighting_sql(self) -> str:
         table = Sighting._meta.db_table
+        indicator_id = (f"(SELECT i.id FROM {Indicator._meta.db_table} i "
+                        "WHERE i.type = s.type AND i.value = s.value)")
         select = (
-            "SELECT i.id, %(source)s, s.first_seen, s.last_seen, s.expires_at, s.reputation, s.severity, "
-            "s.tags, s.comments, s.external_id, s.hits, %(now)s, %(now)s "
-            f"FROM {STAGE} s JOIN {Indicator._meta.db_table} i ON i.type = s.type AND i.value = s.value "
-            "WHERE true ORDER BY i.id"
+            f"SELECT {indicator_id}, %(source)s, s.first_seen, s.last_seen, s.expires_at, s.reputation, s.severity, "
+            f"{self.tags}, s.comments, s.external_id, s.hits, %(now)s, %(now)s "
+            f"FROM {STAGE} s WHERE true ORDER BY 1"
         )
         columns = ["indicator_id", "source_id", "first_seen", "last_seen", "expires_at", "reputation",
                    "severity", "tags", "comments", "external_id", "hits", "created", "updated"]
@@ -132,7 +155,7 @@ class _Dialect:
         return self._upsert(table, "g", columns, select, "indicator_id, source_id", _sighting_updates(), extra)
 
     def stage(self, cursor, rows: list[tuple]) -> None:
-        cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type, json=self.json_type))
+        cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type))
         self.clear(cursor)
         self.load(cursor, rows)
 
@@ -156,6 +179,9 @@ class _PostgreSQL(_Dialect):
                "SELECT count(*) FROM up WHERE inserted"
 
     def clear(self, cursor) -> None:
+        # The batch and its cursor commit together, so a commit lost in a crash only means the
+        # batch is merged again: no need to wait for the WAL flush.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Temporary tables are never vacuumed: TRUNCATE, not DELETE, or they bloat.
         cursor.execute(f"TRUNCATE {STAGE}")
 
@@ -173,15 +199,15 @@ class _PostgreSQL(_Dialect):
 class _SQLite(_Dialect):
     vendor = "sqlite"
     distinct = "IS NOT"
-    json_type = "text"
+    tags = "s.tags"
     timestamp_type = "text"
 
     def load(self, cursor, rows: list[tuple]) -> None:
-        adapt = connection.ops.adapt_datetimefield_value
+        adapt = _sqlite_datetime
         cursor.executemany(
             f"INSERT INTO {STAGE} ({', '.join(STAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(STAGE_COLUMNS))})",
             [
-                (t, v, adapt(first), adapt(last), adapt(expires), rep, sev, json.dumps(tags), com, ext, hits)
+                (t, v, adapt(first), adapt(last), adapt(expires), rep, sev, tags, com, ext, hits)
                 for t, v, first, last, expires, rep, sev, tags, com, ext, hits in rows
             ],
         )
@@ -199,7 +225,13 @@ class _SQLite(_Dialect):
 
     @staticmethod
     def adapt(value: datetime):
-        return connection.ops.adapt_datetimefield_value(value)
+        return _sqlite_datetime(value)
+
+
+@lru_cache(maxsize=4096)
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    # Records of one feed share a few timestamps: convert each once.
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 _DIALECTS: dict[str, _Dialect] = {}
@@ -225,6 +257,7 @@ def merge(rows: list[tuple], *, source_id: int, override: bool, now: datetime) -
         params["now"] = dialect.adapt(now)
     with connection.cursor() as cursor:
         dialect.stage(cursor, rows)
+        cursor.execute(dialect.unchanged_sql, params)
         created = dialect.upsert_indicators(cursor, params)
         cursor.execute(dialect.sighting_sql, params)
         changed_sightings = cursor.rowcount

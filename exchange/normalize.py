@@ -59,7 +59,13 @@ def _hash(kind: str, label: str, length: int) -> Callable[[str], str]:
     return check
 
 
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def ipv4(value: str) -> str:
+    if _CANONICAL_IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
@@ -92,7 +98,20 @@ def cidr(value: str) -> str:
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
+_ASCII_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
 def _host_name(kind: str, value: str) -> str:
+    if value.isascii():  # the common case, in one regex; anything doubtful takes the path below
+        name = value.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        if len(name) <= 253 and _ASCII_NAME.fullmatch(name) and not name.rpartition(".")[2].isdigit():
+            return name
+    return _host_name_checked(kind, value)
+
+
+def _host_name_checked(kind: str, value: str) -> str:
     try:
         labels = _labels(value)
     except idna.IDNAError as exc:
@@ -158,9 +177,33 @@ _QUERY_SAFE = _PATH_SAFE + "?[]"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
 
+# A URL made only of characters that need no encoding, without user info or fragment: most of
+# them. It is canonicalized without urlsplit and quote, with the same result (tests compare).
+_PLAIN_URL = re.compile(
+    r"(https?|ftps?)://([a-z0-9_.-]+)(?::([0-9]{1,5}))?(/[a-z0-9/%:@!$&'()*+,;=._~-]*)?"
+    r"(?:\?([a-z0-9/%:@!$&'()*+,;=._~?\[\]-]*))?",
+    re.IGNORECASE,
+)
+
+
 def url(value: str) -> str:
     if len(value) > MAX_VALUE_LENGTH:
         raise Rejected(f"url: {_show(value)} is longer than {MAX_VALUE_LENGTH} characters")
+    plain = _PLAIN_URL.fullmatch(value)
+    if plain is not None:
+        scheme, host, port, path, query = plain.groups()
+        scheme = scheme.lower()
+        if port is None or int(port) <= 65535:
+            host = _url_host(value, host.lower(), bracketed=False)
+            if port is not None and int(port) != _URL_SCHEMES[scheme]:
+                host = f"{host}:{int(port)}"
+            result = f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
+            if len(result) <= MAX_VALUE_LENGTH:
+                return result
+    return _url_parsed(value)
+
+
+def _url_parsed(value: str) -> str:
     text = value
     scheme = _SCHEME.match(text)
     rest = text[scheme.end():] if scheme else ""

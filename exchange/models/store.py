@@ -62,10 +62,11 @@ class Indicator(models.Model):
     tags = models.JSONField(default=list, blank=True)
     comments = models.TextField(blank=True)
     # The source whose metadata (reputation, severity, tags, comments) the indicator carries.
-    # No index: only the rare deletion of a plugin configuration looks rows up by it.
+    # No index: only the rare deletion of a plugin configuration looks rows up by it. No database
+    # constraint (see Sighting.indicator); Django applies SET_NULL when a configuration is deleted.
     source = models.ForeignKey(
         "exchange.PluginConfig", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", db_index=False,
+        related_name="+", db_index=False, db_constraint=False,
     )
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
@@ -85,9 +86,19 @@ class Indicator(models.Model):
 class Sighting(models.Model):
     """One source's report of an indicator: provenance, with that source's own view of it."""
 
-    # No separate index on indicator: the unique constraint below starts with it.
-    indicator = models.ForeignKey(Indicator, on_delete=models.CASCADE, related_name="sightings", db_index=False)
-    source = models.ForeignKey("exchange.PluginConfig", on_delete=models.CASCADE, related_name="sightings")
+    # No database foreign keys here: PostgreSQL checks them row by row, which cost a quarter of a
+    # bulk merge (benchmarks/ingest.py). The merge writes sightings only by joining their
+    # indicators, and deletions cascade through the ORM, as Django does for every relation.
+    # No separate index on indicator: the unique constraint below starts with it. None on source:
+    # "indicators a source reported" goes through that constraint too, from the indicator side,
+    # and deleting a configuration (a full scan) is rare.
+    indicator = models.ForeignKey(
+        Indicator, on_delete=models.CASCADE, related_name="sightings", db_index=False, db_constraint=False
+    )
+    source = models.ForeignKey(
+        "exchange.PluginConfig", on_delete=models.CASCADE, related_name="sightings", db_index=False,
+        db_constraint=False,
+    )
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)

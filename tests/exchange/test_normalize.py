@@ -476,3 +476,41 @@ class DetectWhiteSpaceTests(SimpleTestCase):
         for value in ["1.10.16.0/20 ; SBL256894", "evil.example.com extra", "http://x.example/a b"]:
             with self.subTest(value=value), self.assertRaisesMessage(Rejected, "has white space inside"):
                 detect(value)
+
+
+class FastPathTests(SimpleTestCase):
+    """The common-case shortcuts give exactly what the full parsers give."""
+
+    def test_plain_urls_come_out_as_the_full_parser_makes_them(self):
+        from exchange.normalize import _PLAIN_URL, _url_parsed
+
+        extra = ["HTTP://EXAMPLE.COM:80", "https://a.example:443/x?", "http://a.example:0080/p", "ftp://f.example:21/",
+                 "ftps://f.example:990/a", "http://a_b.example.com./%7Ex?q=[1]", "http://10.0.0.1:8080/a;b=c"]
+        inputs = [refang(raw) for raw, _ in ACCEPTED["url"]] + extra
+        self.assertGreater(sum(bool(_PLAIN_URL.fullmatch(value)) for value in inputs), 10)
+        for value in inputs:
+            with self.subTest(value=value):
+                self.assertEqual(normalize("url", value), _url_parsed(value))
+
+    def test_ascii_names_come_out_as_the_full_check_makes_them(self):
+        from exchange.normalize import _host_name, _host_name_checked
+
+        for raw, _ in ACCEPTED["domain"] + ACCEPTED["hostname"]:
+            value = refang(raw)
+            with self.subTest(value=value):
+                self.assertEqual(_host_name("domain", value), _host_name_checked("domain", value))
+
+    def test_canonical_ipv4_shortcut_agrees_with_ipaddress(self):
+        import ipaddress as ip
+
+        for value in ["0.0.0.0", "255.255.255.255", "10.1.2.3", "192.168.100.200", "1.2.3.04", "256.1.1.1"]:
+            with self.subTest(value=value):
+                try:
+                    expected = str(ip.IPv4Address(value))
+                except ValueError:
+                    expected = None
+                try:
+                    got = normalize("ipv4", value)
+                except Rejected:
+                    got = None
+                self.assertEqual(got, expected)
