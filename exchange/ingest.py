@@ -93,31 +93,41 @@ class Preparer:
         self.now = now
         self.reputation = config.reputation
         self.aging = timedelta(days=config.aging_days) if config.aging_days else None
+        self._times: dict[tuple, tuple] = {}
+
+    def times(self, first_seen: datetime | None, last_seen: datetime | None) -> tuple:
+        """``(first, last, expires)``: clamped to now, made aware, with the sighting's expiry.
+        The records of a batch share a few timestamps: each pair is worked out once."""
+        key = (first_seen, last_seen)
+        known = self._times.get(key)
+        if known is None:
+            now = self.now
+            last = _aware(last_seen) or now
+            if last > now:
+                last = now
+            first = _aware(first_seen) or last
+            if first > last:
+                first = last
+            known = self._times[key] = (first, last, last + self.aging if self.aging else None)
+        return known
 
     def row(self, record: Record) -> list:
         if record.error:
             raise Rejected(record.error)
         type_, value = normalize_any(record.type, record.value)
-        now = self.now
-        last = _aware(record.last_seen) or now
-        if last > now:
-            last = now
-        first = _aware(record.first_seen) or last
-        if first > last:
-            first = last
+        first, last, expires = self.times(record.first_seen, record.last_seen)
         reputation = self.reputation if record.reputation is None else _reputation(record.reputation, self.reputation)
         tags = record.tags
-        tags = _tags_of(tuple(tags) if isinstance(tags, list) else tags) if tags else ()
+        if tags:
+            tags = _tags_of(tuple(tags) if isinstance(tags, list) else tags)
         comments = record.comments
         if comments and len(comments) > MAX_COMMENTS:
             comments = comments[:MAX_COMMENTS]
         external = record.external_id
         if external and len(external) > 255:
             external = external[:255]
-        return [
-            type_, value, first, last, last + self.aging if self.aging else None, reputation,
-            clean_severity(record.severity), tags, comments or "", external or "", 1,
-        ]
+        return [type_, value, first, last, expires, reputation, _SEVERITY_OF.get(record.severity) or
+                clean_severity(record.severity), tags or (), comments or "", external or "", 1]
 
 
 def _reputation(value, default: int) -> int:
@@ -165,11 +175,52 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
     return [tuple(row) for row in rows.values()], rejections
 
 
-def ingest_batch(config, records: list[Record], now: datetime, first_position: int = 0) -> BatchResult:
-    """Normalize and merge one batch from ``config``; call inside a transaction."""
+class MergeHints:
+    """A run's guesses about its next batch, learnt from the last one, that make the merge faster;
+    a wrong guess costs time, never correctness:
+
+    - ``all_new``: every indicator is new (a first pull): try COPYing the batch straight in;
+    - ``drop_unchanged``: some rows repeat what is stored (a re-pull): drop them before writing.
+    """
+
+    def __init__(self, source_has_sightings: bool):
+        self.all_new = not source_has_sightings
+        self.drop_unchanged = source_has_sightings
+
+    def learn(self, rows: int, created: int, updated: int) -> None:
+        self.all_new = rows > 0 and created == rows
+        self.drop_unchanged = rows - created - updated > 0
+
+
+@dataclass
+class Prepared:
+    """A batch normalized and deduplicated, ready to merge."""
+
+    rows: list[tuple]
+    rejections: list[Rejection]
+    received: int
+    now: datetime
+
+
+def prepare_batch(config, records: list[Record], now: datetime, first_position: int = 0) -> Prepared:
     rows, rejections = prepare(config, records, now, first_position)
-    merged = merge(rows, source_id=config.pk, override=config.override_reputation, now=now)
-    received = len(records)
+    return Prepared(rows, rejections, len(records), now)
+
+
+def ingest_batch(config, records: list[Record], now: datetime, first_position: int = 0,
+                 hints: MergeHints | None = None) -> BatchResult:
+    """Normalize and merge one batch from ``config``; call inside a transaction."""
+    return merge_prepared(config, prepare_batch(config, records, now, first_position), hints)
+
+
+def merge_prepared(config, prepared: Prepared, hints: MergeHints | None = None) -> BatchResult:
+    """The merge half of :func:`ingest_batch`; call inside a transaction."""
+    rows, rejections = prepared.rows, prepared.rejections
+    merged = merge(rows, source_id=config.pk, override=config.override_reputation, now=prepared.now,
+                   drop_unchanged=hints.drop_unchanged if hints else True, all_new=hints.all_new if hints else False)
+    if hints:
+        hints.learn(len(rows), merged.created, merged.updated)
+    received = prepared.received
     rejected = len(rejections)
     return BatchResult(
         received=received,

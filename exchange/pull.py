@@ -7,7 +7,10 @@ merge, so a run killed at any point resumes after the last batch it committed: n
 nothing merged twice.
 """
 
+import copy
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,9 +21,10 @@ from django.utils import timezone
 from connectors.base import Connector, ConnectorError, Context
 from connectors.http import session_for
 from exchange import runs
-from exchange.ingest import BatchResult, ingest_batch
+from exchange.ingest import BatchResult, MergeHints, Prepared, merge_prepared, prepare_batch
 from exchange.locks import exclusive
-from exchange.models import PluginConfig, RejectedRecord, Run, Settings
+from exchange.models import PluginConfig, RejectedRecord, Run, Settings, Sighting
+from exchange.readahead import read_ahead
 
 log = logging.getLogger("cte.pull")
 
@@ -58,10 +62,11 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
             session=session_for(config), since=since, cursor=config.cursor, storage=dict(config.storage or {}),
         )
         recorder = _Recorder(run, config)
-        for batch in connector.pull(ctx):
+        hints = MergeHints(Sighting.objects.filter(source=config).exists())
+        for batch in read_ahead(lambda: _prepared(connector, ctx, config), name=f"cte-pull-{config.pk}"):
             with transaction.atomic():
-                recorder.record(ingest_batch(config, batch.records, timezone.now(), recorder.position))
-                PluginConfig.objects.filter(pk=config.pk).update(cursor=batch.cursor, storage=ctx.storage)
+                recorder.record(merge_prepared(config, batch.prepared, hints))
+                PluginConfig.objects.filter(pk=config.pk).update(cursor=batch.cursor, storage=batch.storage)
     except ConnectorError as exc:
         return _failed(run, config, str(exc), permanent=exc.permanent)
     except Exception as exc:  # a bug or an unexpected answer: record it, keep the checkpoint
@@ -78,12 +83,27 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
     return run
 
 
+@dataclass
+class _Ready:
+    prepared: Prepared
+    cursor: object
+    storage: dict  # the connector's storage as it was when it handed over this batch
+
+
+def _prepared(connector: Connector, ctx: Context, config: PluginConfig) -> Iterator[_Ready]:
+    """The connector's batches, normalized; runs in the read-ahead thread."""
+    position = 0
+    for batch in connector.pull(ctx):
+        prepared = prepare_batch(config, batch.records, timezone.now(), position)
+        position += prepared.received
+        yield _Ready(prepared, batch.cursor, copy.deepcopy(ctx.storage))
+
+
 class _Recorder:
     """Adds a batch's counters to its run and keeps its rejected records, up to the cap."""
 
     def __init__(self, run: Run, config: PluginConfig):
         self.run = run
-        self.position = 0
         self.kept = 0
         self.cap = settings.CTE_MAX_REJECTS_PER_RUN
 
@@ -94,7 +114,6 @@ class _Recorder:
             for r in result.rejections[:room]
         )
         self.kept += min(room, len(result.rejections))
-        self.position += result.received
         Run.objects.filter(pk=self.run.pk).update(
             received=F("received") + result.received, created=F("created") + result.created,
             updated=F("updated") + result.updated, unchanged=F("unchanged") + result.unchanged,

@@ -9,7 +9,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from connectors.base import Record
-from exchange.ingest import ingest_batch
+from exchange.ingest import MergeHints, ingest_batch
 from exchange.models import Indicator, PluginConfig, Sighting
 from tests.support.factories import make_config
 
@@ -224,3 +224,54 @@ class DedupeAndCounterTests(TestCase):
         result = report(self.config, *[Record(value, "ipv4") for value in values], now=self.now)
         self.assertEqual(result.created, 2500)
         self.assertEqual(Sighting.objects.filter(source=self.config).count(), 2500)
+
+
+class MergeHintTests(TestCase):
+    """The per-run hints change how a batch is written, never what is stored."""
+
+    def setUp(self):
+        self.now = timezone.now().replace(microsecond=0)
+        self.owner = make_config("owner", reputation=5)
+        report(self.owner, Record("198.51.100.1", "ipv4", severity="high", tags=["owned"]), now=self.now)
+
+    def test_a_batch_guessed_all_new_that_is_not_is_merged_all_the_same(self):
+        newcomer = make_config("newcomer", reputation=3)
+        hints = MergeHints(source_has_sightings=False)
+        self.assertTrue(hints.all_new)
+        result = ingest_batch(newcomer, [Record("198.51.100.1", "ipv4", severity="low"),
+                                         Record("198.51.100.2", "ipv4", severity="low")], self.now, hints=hints)
+        self.assertEqual((result.created, result.updated, result.unchanged), (1, 1, 0))
+        kept = Indicator.objects.get(value="198.51.100.1")
+        self.assertEqual((kept.source_id, kept.severity, kept.tags), (self.owner.pk, "high", ["owned"]))
+        self.assertEqual(kept.sightings.count(), 2)
+        new = Indicator.objects.get(value="198.51.100.2")
+        self.assertEqual((new.source_id, new.severity, new.active), (newcomer.pk, "low", True))
+        self.assertFalse(hints.all_new)  # learnt: not every row was new
+
+    def test_an_all_new_batch_is_stored_exactly_as_the_upsert_stores_it(self):
+        fast, slow = make_config("fast", aging_days=0), make_config("slow", aging_days=0)
+        records = [Record(f"fast{i}.example.com", "domain", tags=["t"], comments="c", external_id=f"x{i}",
+                          first_seen=self.now - timedelta(days=1), last_seen=self.now) for i in range(3)]
+        ingest_batch(fast, records, self.now, hints=MergeHints(source_has_sightings=False))
+        ingest_batch(slow, [Record(r.value.replace("fast", "slow"), r.type, tags=r.tags, comments=r.comments,
+                                   external_id=r.external_id, first_seen=r.first_seen, last_seen=r.last_seen)
+                            for r in records], self.now, hints=None)
+
+        def stored(source):
+            fields = ["type", "first_seen", "last_seen", "expires_at", "active", "reputation", "severity", "tags",
+                      "comments", "created", "updated"]
+            indicators = list(Indicator.objects.filter(source=source).order_by("value").values(*fields))
+            sightings = list(Sighting.objects.filter(source=source).order_by("indicator__value").values(
+                "first_seen", "last_seen", "expires_at", "reputation", "severity", "tags", "comments", "hits"))
+            return indicators, sightings
+
+        self.assertEqual(stored(fast), stored(slow))
+        self.assertEqual(len(stored(fast)[0]), 3)
+
+    def test_hints_learn_from_the_last_batch(self):
+        hints = MergeHints(source_has_sightings=True)
+        self.assertEqual((hints.all_new, hints.drop_unchanged), (False, True))
+        hints.learn(rows=10, created=10, updated=0)
+        self.assertEqual((hints.all_new, hints.drop_unchanged), (True, False))
+        hints.learn(rows=10, created=2, updated=3)
+        self.assertEqual((hints.all_new, hints.drop_unchanged), (False, True))
