@@ -4,6 +4,9 @@ One run, on one fresh database that the script creates and drops (PostgreSQL ``c
 
 1. raw COPY: the N rows, already normalized, binary-COPYed (SQLite: executemany) into a bare table with
    one unique index on (type, value), a commit per batch: the floor the pipeline is measured against;
+   then, on PostgreSQL, "2-table COPY": the same rows binary-COPYed into two bare tables shaped like
+   Indicator and Sighting, with their indexes: what writing this schema costs before any normalization
+   or merge logic, the ceiling for any pipeline;
 2. first pull: ``exchange.pull.run_pull`` of a synthetic connector sending N records (35% sha256, 10% md5,
    5% sha1, 25% URLs, 15% domains, 8% IPv4, 2% IPv6; some upper case, defanged or with a default port):
    normalize + merge + Indicator + Sighting, exactly as a scheduled pull runs;
@@ -262,6 +265,50 @@ def setup(n: int, batch: int) -> dict:
     return {"config": config.pk}
 
 
+def two_table_copy(n: int, batch: int) -> dict:
+    """The same rows binary-COPYed into two bare tables shaped like Indicator and Sighting, with their
+    indexes, ids counted client-side: no normalization, no merge. The ceiling for any pipeline that
+    writes this schema (PostgreSQL only)."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        for name, model in (("bench_indicator", "exchange_indicator"), ("bench_sighting", "exchange_sighting")):
+            cursor.execute(f"CREATE TABLE {name} (LIKE {model} INCLUDING DEFAULTS INCLUDING INDEXES)")
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        with transaction.atomic(), connection.cursor() as cursor:
+            rows = [(i + 1, raw_row(i)) for i in range(start, min(start + batch, n))]
+            _copy_into(cursor.cursor, "bench_indicator", INDICATOR_COPY, (
+                (id_, t, v, first, last, exp, True, rep, sev, tags, com, 1, now, now)
+                for id_, (t, v, first, last, exp, rep, sev, tags, com, _, _) in rows))
+            _copy_into(cursor.cursor, "bench_sighting", SIGHTING_COPY, (
+                (id_, id_, 1, first, last, exp, rep, sev, tags, com, ext, hits, now, now)
+                for id_, (_, _, first, last, exp, rep, sev, tags, com, ext, hits) in rows))
+    return {"seconds": time.perf_counter() - started}
+
+
+INDICATOR_COPY = (("id", "type", "value", "first_seen", "last_seen", "expires_at", "active", "reputation", "severity",
+                   "tags", "comments", "source_id", "created", "updated"),
+                  ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "bool", "int2",
+                   "varchar", "jsonb", "text", "int8", "timestamptz", "timestamptz"))
+SIGHTING_COPY = (("id", "indicator_id", "source_id", "first_seen", "last_seen", "expires_at", "reputation",
+                  "severity", "tags", "comments", "external_id", "hits", "created", "updated"),
+                 ("int8", "int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "jsonb",
+                  "text", "varchar", "int4", "timestamptz", "timestamptz"))
+
+
+def _copy_into(cursor, table: str, shape: tuple, rows) -> None:
+    from psycopg.types.json import Jsonb
+
+    columns, types = shape
+    tags_at = columns.index("tags")
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row((*row[:tags_at], Jsonb(row[tags_at], dumps=str), *row[tags_at + 1:]))
+
+
 def raw_copy(n: int, batch: int) -> dict:
     from django.db import connection, transaction
 
@@ -361,12 +408,17 @@ def _stage_seconds(total: float) -> dict[str, float]:
 
 def report(n: int, vendor: str, phases: dict[str, dict]) -> bool:
     raw_rate = n / phases["raw COPY"]["seconds"]
-    print(f"{'phase':<12}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}{'WAL':>10}{'checkpoints':>13}")
+    print(f"{'phase':<14}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}{'WAL':>10}{'checkpoints':>13}")
     for name, phase in phases.items():
         rate = n / phase["seconds"]
         phase["ratio"] = rate / raw_rate
         writes = f"{phase['writes'][0]:>7,.0f} MB{phase['writes'][1]:>13}" if phase["writes"] else ""
-        print(f"{name:<12}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB{writes}")
+        print(f"{name:<14}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB{writes}")
+    if "2-table COPY" in phases:
+        ceiling = phases["2-table COPY"]["seconds"]
+        print("against the 2-table COPY (the same rows into Indicator- and Sighting-shaped tables, no "
+              "normalization, no merge): " + ", ".join(f"{name} {ceiling / phases[name]['seconds']:.2f}"
+                                                         for name in ("first pull", "re-pull")))
     correct = _check_counters(n, phases["first pull"], phases["re-pull"])
     rss = max(phase["rss"] for phase in phases.values())
     print(f"peak RSS (max of the phases): {rss:.0f} MB   (* in the read-ahead thread, overlapping the rest)")
@@ -420,6 +472,8 @@ def main() -> int:
                   + ", ".join(f"{key} {value:.1f}" for key, value in phase["stages"].items()))
             return 0
         phases = {"raw COPY": in_child(raw_copy, n, args.batch)}
+        if connection.vendor == "postgresql":
+            phases["2-table COPY"] = in_child(two_table_copy, n, args.batch)
         phases["first pull"] = in_child(pull, config)
         phases["re-pull"] = in_child(pull, config)
         return 0 if report(n, connection.vendor, phases) else 1
