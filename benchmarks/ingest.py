@@ -22,7 +22,10 @@ indicator upsert, sighting upsert, commit and the rest (run
 counters, rejected records, cursor save). Targets, on PostgreSQL only: ratio >= 0.5 for both pulls, peak RSS
 <= 400 MB. ``--profile`` runs the first pull alone under cProfile (N defaults to 200,000 there) and prints
 the top functions; its times include the profiler's overhead, which inflates Python against SQL. On
-PostgreSQL, WAL and checkpoints are the server's during each phase (other databases' work would show too).
+PostgreSQL, each phase starts with a CHECKPOINT (when the role may run one), so that it pays for its own WAL, not
+for the previous phases'; WAL and checkpoints are the server's during each phase (other databases' work would show
+too); client CPU is the benchmark process's, server CPU its PostgreSQL backend's (read from /proc, so only for a
+server on this machine).
 
     .venv/bin/python benchmarks/ingest.py [--n N] [--batch B] [--database-url URL] [--keep] [--profile]
 """
@@ -155,7 +158,8 @@ def check_generator(count: int = 5000) -> None:
 
     rows, rejections = prepare(PluginConfig(), [record(i) for i in range(count)], LAST_SEEN + timedelta(hours=1))
     assert not rejections, rejections[:3]
-    assert rows == [raw_row(i) for i in range(count)], "the baseline rows differ from the ingest's"
+    expected = sorted((raw_row(i) for i in range(count)), key=lambda row: row[1])  # the ingest's order
+    assert rows == expected, "the baseline rows differ from the ingest's"
 
 
 # -- database and processes ---------------------------------------------------------------------------------
@@ -221,14 +225,52 @@ def _measured(phase: Callable[..., dict], *args) -> dict:
     from django.db import connections
 
     try:
+        _checkpoint()
         before = _server_writes()
+        server_before, client_before = _server_cpu(), _client_cpu()
         result = phase(*args)
+        server_cpu, client_cpu = _server_cpu(), _client_cpu() - client_before
         after = _server_writes()
     finally:
         connections.close_all()
         sys.stdout.flush()
     writes = tuple(b - a for a, b in zip(before, after, strict=True)) if before else None
-    return {**result, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "writes": writes}
+    cpu = (client_cpu, server_cpu - server_before if server_cpu is not None and server_before is not None else None)
+    return {**result, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "writes": writes, "cpu": cpu}
+
+
+def _client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu() -> float | None:
+    """CPU seconds of this connection's PostgreSQL backend, when the server runs on this machine."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _checkpoint() -> None:
+    """Start the phase on a fresh checkpoint, so that it pays for its own WAL (and the full-page
+    images after a checkpoint it triggers), not for what the phases before it wrote."""
+    from django.db import DatabaseError, connection
+
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+        except DatabaseError:  # not a superuser (nor pg_checkpoint): the phases share the server's rhythm
+            pass
 
 
 def _server_writes() -> tuple[float, int] | None:
@@ -408,12 +450,16 @@ def _stage_seconds(total: float) -> dict[str, float]:
 
 def report(n: int, vendor: str, phases: dict[str, dict]) -> bool:
     raw_rate = n / phases["raw COPY"]["seconds"]
-    print(f"{'phase':<14}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}{'WAL':>10}{'checkpoints':>13}")
+    print(f"{'phase':<14}{'seconds':>10}{'rows/s':>12}{'ratio':>8}{'peak RSS':>11}{'client CPU':>12}"
+          f"{'server CPU':>12}{'WAL':>10}{'checkpoints':>13}")
     for name, phase in phases.items():
         rate = n / phase["seconds"]
         phase["ratio"] = rate / raw_rate
+        client, server = phase["cpu"]
+        cpu = f"{client:>10.1f} s" + (f"{server:>10.1f} s" if server is not None else f"{'':>12}")
         writes = f"{phase['writes'][0]:>7,.0f} MB{phase['writes'][1]:>13}" if phase["writes"] else ""
-        print(f"{name:<14}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB{writes}")
+        print(f"{name:<14}{phase['seconds']:>10.1f}{rate:>12,.0f}{phase['ratio']:>8.2f}{phase['rss']:>8.0f} MB{cpu}"
+              f"{writes}")
     if "2-table COPY" in phases:
         ceiling = phases["2-table COPY"]["seconds"]
         print("against the 2-table COPY (the same rows into Indicator- and Sighting-shaped tables, no "

@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
-from psycopg.types.json import Jsonb
+from psycopg.adapt import PyFormat
 
 from exchange.models import Indicator, Sighting
 
@@ -217,9 +217,8 @@ class _PostgreSQL(_Dialect):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                               [Indicator._meta.db_table, len(rows)])
-                ids = [row[0] for row in cursor.fetchall()]
+                ids = _reserve_ids(cursor, Indicator._meta.db_table, len(rows))
+                sighting_ids = _reserve_ids(cursor, Sighting._meta.db_table, len(rows))
                 indicators = (
                     (id_, kind, value, first, last, expires, expires is None or expires > now, rep, sev,
                      _jsonb(tags), comments, source_id, now, now)
@@ -227,21 +226,43 @@ class _PostgreSQL(_Dialect):
                                                                                                        strict=True)
                 )
                 _copy(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, _NEW_INDICATOR_TYPES, indicators)
+                # Ids drawn here, not by the column default: one nextval() call per row costs the server more.
                 sightings = (
-                    (id_, source_id, first, last, expires, rep, sev, _jsonb(tags), comments, external, hits, now, now)
-                    for id_, (_, _, first, last, expires, rep, sev, tags, comments, external, hits) in zip(ids, rows,
-                                                                                                          strict=True)
+                    (sighting_id, id_, source_id, first, last, expires, rep, sev, _jsonb(tags), comments, external,
+                     hits, now, now)
+                    for sighting_id, id_, (_, _, first, last, expires, rep, sev, tags, comments, external, hits)
+                    in zip(sighting_ids, ids, rows, strict=True)
                 )
-                _copy(cursor, Sighting._meta.db_table, SIGHTING_COLUMNS, _SIGHTING_TYPES, sightings)
+                _copy(cursor, Sighting._meta.db_table, ("id", *SIGHTING_COLUMNS), ("int8", *_SIGHTING_TYPES), sightings)
         except IntegrityError:
             return False
         return True
 
 
+def _reserve_ids(cursor, table: str, count: int) -> range | list[int]:
+    """``count`` new ids from ``table``'s sequence. They are one contiguous range unless another
+    session drew from the sequence meanwhile: then (only) the values themselves are fetched."""
+    cursor.execute(
+        # The sequence's name in a scalar subquery: looked up once, not once per row (which cost
+        # more than the nextval itself).
+        "WITH drawn AS MATERIALIZED (SELECT nextval((SELECT pg_get_serial_sequence(%s, 'id'))::regclass) AS id "
+        "FROM generate_series(1, %s)) SELECT min(id), max(id), "
+        "CASE WHEN max(id) - min(id) + 1 = count(*) THEN NULL ELSE array_agg(id) END FROM drawn",
+        [table, count],
+    )
+    low, high, scattered = cursor.fetchone()
+    return range(low, high + 1) if scattered is None else scattered
+
+
 def _copy(cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...], rows) -> None:
     # The driver's own cursor: Django's has no COPY. Its errors become Django's (IntegrityError, ...).
+    raw = cursor.cursor
+    if "bytea" in types:
+        # By type name the driver picks its Python bytea dumper (the DB-API Binary one); by Python
+        # type, bytes get the C one. Make the name give the C one too, on this cursor only.
+        raw.adapters.register_dumper(bytes, raw.adapters.get_dumper(bytes, PyFormat.BINARY))
     with connection.wrap_database_errors, \
-            cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
@@ -249,20 +270,22 @@ def _copy(cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...], 
 
 _NEW_INDICATOR_COLUMNS = ("id", "type", "value", "first_seen", "last_seen", "expires_at", "active", "reputation",
                           "severity", "tags", "comments", "source_id", "created", "updated")
+# The tags columns are jsonb, sent as "bytea": see _jsonb.
 _NEW_INDICATOR_TYPES = ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "bool", "int2",
-                        "varchar", "jsonb", "text", "int8", "timestamptz", "timestamptz")
-_SIGHTING_TYPES = ("int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "jsonb", "text",
+                        "varchar", "bytea", "text", "int8", "timestamptz", "timestamptz")
+_SIGHTING_TYPES = ("int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "bytea", "text",
                    "varchar", "int4", "timestamptz", "timestamptz")
-
-
-def _same(text: str) -> str:
-    return text
+_JSONB_VERSION = b"\x01"
 
 
 @lru_cache(maxsize=4096)
-def _jsonb(tags: str) -> Jsonb:
-    # The tags are JSON text already: send them as they are.
-    return Jsonb(tags, dumps=_same)
+def _jsonb(tags: str) -> bytes:
+    # A binary COPY carries no type per field: the server reads each one with its column's binary
+    # input, which for jsonb is a version byte (1) and the JSON text
+    # (https://www.postgresql.org/docs/current/datatype-json.html, jsonb_recv). The tags are JSON
+    # text already, so the field is that, prebuilt once per tag list and sent as plain bytes: the
+    # driver's bytes dumper is in C, its Jsonb dumper a Python call per row.
+    return _JSONB_VERSION + tags.encode()
 
 
 class _SQLite(_Dialect):

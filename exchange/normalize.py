@@ -32,16 +32,28 @@ _BRACKETED = re.compile(r"\s*[\[({]\s*(\.|dot|:|://|/|@|at)\s*[\])}]\s*", re.IGN
 _BRACKET_MEANING = {".": ".", "dot": ".", ":": ":", "://": "://", "/": "/", "@": "@", "at": "@"}
 
 
+def _unbracket(text: str) -> str:
+    # With no white space for the pattern to take along, "[.]" (the usual defanging) is just ".";
+    # what else is bracketed takes the pattern.
+    if "[.]" in text and " " not in text and text.isprintable():  # isprintable: no other white space
+        plain = text.replace("[.]", ".")
+        if "[" not in plain and "(" not in plain and "{" not in plain:
+            return plain
+    return _BRACKETED.sub(lambda m: _BRACKET_MEANING[m.group(1).lower()], text)
+
+
 def refang(value: str) -> str:
     """Undo the usual defanging (``hxxp``, ``[.]``, ``(dot)``, ``[:]``, ``[at]``, ``\\.``)."""
     text = value.strip()
     if "[" in text or "(" in text or "{" in text:
-        text = _BRACKETED.sub(lambda m: _BRACKET_MEANING[m.group(1).lower()], text)
+        text = _unbracket(text)
     if "\\." in text:
         text = text.replace("\\.", ".")
+    # Only a scheme whose second letter is not a "t" can be a defanged one (hxxp, h**p, fxp).
     if text[:1] in ("h", "H"):
-        text = _DEFANGED_SCHEME.sub(lambda m: "http" + m.group(1), text)
-    elif text[:1] in ("f", "F"):
+        if text[1:2] not in ("t", "T"):
+            text = _DEFANGED_SCHEME.sub(lambda m: "http" + m.group(1), text)
+    elif text[:1] in ("f", "F") and text[1:2] not in ("t", "T"):
         text = _DEFANGED_FTP.sub(lambda m: "ftp" + m.group(1), text)
     return text
 
@@ -98,7 +110,8 @@ def cidr(value: str) -> str:
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-_ASCII_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_ASCII_NAME_PATTERN = r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_ASCII_NAME = re.compile(_ASCII_NAME_PATTERN)
 
 
 def _host_name(kind: str, value: str) -> str:
@@ -177,12 +190,13 @@ _QUERY_SAFE = _PATH_SAFE + "?[]"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
 
-# A URL made only of characters that need no encoding, without user info or fragment: most of
-# them. It is canonicalized without urlsplit and quote, with the same result (tests compare).
+# A URL made only of ASCII characters that need no encoding, with a host name whose labels are
+# well formed, without user info or fragment: most of them. It is canonicalized without urlsplit,
+# quote and the host checks, with the same result (tests compare).
 _PLAIN_URL = re.compile(
-    r"(https?|ftps?)://([a-z0-9_.-]+)(?::([0-9]{1,5}))?(/[a-z0-9/%:@!$&'()*+,;=._~-]*)?"
+    rf"(https?|ftps?)://({_ASCII_NAME_PATTERN}\.?)(?::([0-9]{{1,5}}))?(/[a-z0-9/%:@!$&'()*+,;=._~-]*)?"
     r"(?:\?([a-z0-9/%:@!$&'()*+,;=._~?\[\]-]*))?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -194,7 +208,10 @@ def url(value: str) -> str:
         scheme, host, port, path, query = plain.groups()
         scheme = scheme.lower()
         if port is None or int(port) <= 65535:
-            host = _url_host(value, host.lower(), bracketed=False)
+            host = host.lower()
+            name = host[:-1] if host.endswith(".") else host
+            # The pattern checked the labels; what is left: an address (a numeric last label) or a long name.
+            host = _url_host(value, host, bracketed=False) if len(name) > 253 or name[-1].isdigit() else name
             if port is not None and int(port) != _URL_SCHEMES[scheme]:
                 host = f"{host}:{int(port)}"
             result = f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
@@ -277,8 +294,15 @@ _CHECKS: dict[str, Callable[[str], str]] = {
 }
 
 
+_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
+
+
 def normalize(type_: str, value) -> str:
     """The canonical form of ``value`` as a ``type_`` indicator, or :class:`Rejected`."""
+    # A hash of the right length and nothing but hex digits needs no refanging: only lower case.
+    if type(value) is str and _HASH_LENGTHS.get(type_) == len(value) and _HEX_DIGITS.fullmatch(value):
+        return value.lower()
     check = _CHECKS.get(type_)
     if check is None:
         raise Rejected(f"{type_}: not an indicator type (one of {', '.join(TYPES)})")

@@ -4,7 +4,9 @@ These run unchanged on SQLite and PostgreSQL; the two share one set of generated
 """
 
 from datetime import timedelta
+from unittest import skipUnless
 
+from django.db import connection
 from django.test import TestCase
 from django.utils import timezone
 
@@ -250,7 +252,7 @@ class MergeHintTests(TestCase):
 
     def test_an_all_new_batch_is_stored_exactly_as_the_upsert_stores_it(self):
         fast, slow = make_config("fast", aging_days=0), make_config("slow", aging_days=0)
-        records = [Record(f"fast{i}.example.com", "domain", tags=["t"], comments="c", external_id=f"x{i}",
+        records = [Record(f"fast{i}.example.com", "domain", tags=["t", "ünïcode"], comments="c", external_id=f"x{i}",
                           first_seen=self.now - timedelta(days=1), last_seen=self.now) for i in range(3)]
         ingest_batch(fast, records, self.now, hints=MergeHints(source_has_sightings=False))
         ingest_batch(slow, [Record(r.value.replace("fast", "slow"), r.type, tags=r.tags, comments=r.comments,
@@ -275,3 +277,40 @@ class MergeHintTests(TestCase):
         self.assertEqual((hints.all_new, hints.drop_unchanged), (True, False))
         hints.learn(rows=10, created=2, updated=3)
         self.assertEqual((hints.all_new, hints.drop_unchanged), (False, True))
+
+
+@skipUnless(connection.vendor == "postgresql", "ids are drawn from sequences on PostgreSQL only")
+class IdReservationTests(TestCase):
+    """The all-new COPY draws its ids itself: as a range when they are contiguous, one by one otherwise."""
+
+    def test_contiguous_ids_come_as_a_range(self):
+        from exchange.merge import _reserve_ids
+
+        with connection.cursor() as cursor:
+            ids = _reserve_ids(cursor, Indicator._meta.db_table, 50)
+        self.assertIsInstance(ids, range)
+        self.assertEqual(len(ids), 50)
+
+    def test_scattered_ids_are_returned_as_drawn(self):
+        from exchange.merge import _reserve_ids
+
+        table = Indicator._meta.db_table
+        with connection.cursor() as cursor:
+            # As when other sessions draw from the sequence at the same time: gaps between the values.
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 3")
+            ids = _reserve_ids(cursor, table, 5)
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 1")
+        self.assertNotIsInstance(ids, range)
+        self.assertEqual(len(set(ids)), 5)
+        self.assertEqual(sorted(ids), list(range(min(ids), min(ids) + 15, 3)))
+
+    def test_a_copied_batch_leaves_the_ids_it_drew_to_itself(self):
+        config = make_config("copied")
+        now = timezone.now()
+        ingest_batch(config, [Record(f"{i}.copied.example", "domain") for i in range(20)], now,
+                     hints=MergeHints(source_has_sightings=False))
+        # Later inserts take their ids from the same sequences: none may collide.
+        ingest_batch(make_config("later"), [Record(f"{i}.later.example", "domain") for i in range(20)], now)
+        Indicator.objects.create(type="domain", value="orm.example", first_seen=now, last_seen=now)
+        self.assertEqual(Indicator.objects.count(), 41)
+        self.assertEqual(Sighting.objects.values("id").distinct().count(), 40)

@@ -514,3 +514,43 @@ class FastPathTests(SimpleTestCase):
                 except Rejected:
                     got = None
                 self.assertEqual(got, expected)
+
+
+class MoreFastPathTests(SimpleTestCase):
+    """The shortcuts added for speed agree with the general code on awkward inputs."""
+
+    def test_the_bracket_shortcut_agrees_with_the_pattern(self):
+        from exchange.normalize import _BRACKET_MEANING, _BRACKETED, _unbracket
+
+        values = ["evil[.]com", "a[.]b[.]c", "[[.]]", "a[.]]b", "x[.](dot)y", "evil [.] com", "evil\t[.]com",
+                  "evil\u00a0[.]com", "e[.]v(.)il", "w[.]x{.}y", "[.]", "a[.][at]b", "http://x[.]y/[1]"]
+        for value in values:
+            with self.subTest(value=value):
+                expected = _BRACKETED.sub(lambda m: _BRACKET_MEANING[m.group(1).lower()], value)
+                self.assertEqual(_unbracket(value), expected)
+
+    def test_the_hash_shortcut_agrees_with_the_full_check(self):
+        from exchange.normalize import _CHECKS
+
+        hashes = [("md5", "D41D8CD98F00B204E9800998ECF8427E"), ("sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+                  ("sha256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")]
+        for kind, value in hashes:
+            with self.subTest(kind=kind):
+                self.assertEqual(normalize(kind, value), _CHECKS[kind](value))
+                self.assertEqual(normalize(kind, f"  {value} "), value.lower())  # padding takes the long way
+
+    def test_plain_urls_with_odd_hosts_take_the_long_way_to_the_same_answer(self):
+        from exchange.normalize import _url_parsed
+
+        long_label = "a" * 64
+        for value in ["http://10.0.0.1./x", "http://10.0.0.1/x", "http://999.1.1.1/", "http://a.example.1/",
+                      f"http://{long_label}.example/", "http://" + "a." * 130 + "example/", "http://-a.example/",
+                      "http://a..example/", "http://exa\u212aple.com/", "http://example.com/\u212a"]:
+            with self.subTest(value=value):
+                try:
+                    expected = _url_parsed(value)
+                except Rejected as exc:
+                    with self.assertRaisesMessage(Rejected, str(exc)):
+                        normalize("url", value)
+                else:
+                    self.assertEqual(normalize("url", value), expected)
