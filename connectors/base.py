@@ -67,7 +67,16 @@ class Context:
 
 @dataclass(frozen=True)
 class Action:
-    """Something a destination can do with indicators (e.g. "add to URL list")."""
+    """Something a destination can do with indicators (e.g. "add to URL list").
+
+    ``mode`` "append" adds what is new and retracts what no longer qualifies; "replace" sends
+    the whole current set at every run (skipped when its content is unchanged). ``max_items``
+    and ``max_bytes`` bound the whole target (a list's capacity): what does not fit stays
+    pending, highest reputation and most recent first. ``batch_items`` and ``batch_bytes``
+    bound one request. ``target_param`` names the parameter that identifies the target (a
+    list's name); two sharing configurations may not write one target in replace mode, nor
+    in append mode when ``exclusive``.
+    """
 
     key: str
     label: str
@@ -76,6 +85,33 @@ class Action:
     types: tuple[str, ...] = ()
     max_items: int | None = None
     max_bytes: int | None = None
+    batch_items: int = 1000
+    batch_bytes: int | None = None
+    target_param: str | None = None
+    exclusive: bool = False
+    retracts: bool = False
+
+
+@dataclass(slots=True)
+class Outbound:
+    """One indicator on its way to a destination, as the share run hands it to ``push``."""
+
+    type: str
+    value: str
+    reputation: int = 5
+    severity: str = "unknown"
+    tags: list[str] = field(default_factory=list)
+    comments: str = ""
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    expires_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (ISO 8601 times) for connectors that post indicators as JSON."""
+        data = {name: getattr(self, name) for name in self.__slots__}
+        for name in ("first_seen", "last_seen", "expires_at"):
+            data[name] = data[name].isoformat() if data[name] else None
+        return data
 
 
 @dataclass
@@ -110,14 +146,38 @@ class Connector:
         """What this connector can do as a destination; none for a pure source."""
         return []
 
-    def push(self, ctx: Context, action: Action, params: dict, indicators: list) -> PushResult:
+    def action(self, key: str, settings: dict | None = None) -> Action:
+        """The action ``key``, tuned to a configuration's settings; LookupError if there is none."""
+        for action in self.actions():
+            if action.key == key:
+                return self.tune(action, settings or {})
+        raise LookupError(f"the {self.label} connector has no action {key!r}")
+
+    def tune(self, action: Action, settings: dict) -> Action:
+        """Adjust an action's limits to one configuration (e.g. a list size it sets)."""
+        return action
+
+    @property
+    def can_push(self) -> bool:
+        return bool(self.actions())
+
+    def push(self, ctx: Context, action: Action, params: dict, indicators: list[Outbound]) -> PushResult:
+        """Send one batch (append mode) or the whole set (replace mode); say per value what the
+        destination accepted and what it refused, with why. Raise ConnectorError when the
+        destination cannot be reached at all."""
         raise NotImplementedError
 
-    def retract(self, ctx: Context, action: Action, params: dict, indicators: list) -> PushResult:
+    def retract(self, ctx: Context, action: Action, params: dict, indicators: list[Outbound]) -> PushResult:
+        """Remove values shared earlier (actions with ``retracts``); ``accepted`` are gone."""
         raise NotImplementedError
 
     def finish(self, ctx: Context, action: Action, params: dict) -> None:
         """Called once after a share run's pushes (e.g. to deploy pending changes)."""
+
+    @classmethod
+    def check_config(cls, config, settings: dict) -> None:
+        """Checks that need the database, e.g. a name unique across configurations; raise
+        forms.ValidationError. ``config`` is the PluginConfig being saved."""
 
     @classmethod
     def clean_settings(cls, values: dict) -> dict:

@@ -154,12 +154,16 @@ else:
 
 # CTE
 CTE_DEMO_FEEDS = env_bool("CTE_DEMO_FEEDS", DEBUG)  # serve exchange/demo/ at /demo/feeds/
-CTE_CONNECTORS = env_list("CTE_CONNECTORS", ["connectors.webfeed"])
+CTE_CONNECTORS = env_list("CTE_CONNECTORS", ["connectors.webfeed", "connectors.webhook", "connectors.edl"])
 CTE_LOCK_DIR = DATA_DIR / "locks"
 CTE_AGING_INTERVAL = env_int("CTE_AGING_INTERVAL", 60, minimum=1)  # minutes
 CTE_MAX_REJECTS_PER_RUN = env_int("CTE_MAX_REJECTS_PER_RUN", 10_000, minimum=0)
 CTE_HTTP_TIMEOUT = env_int("CTE_HTTP_TIMEOUT", 60, minimum=1)  # seconds, per read
 CTE_HTTP_RETRIES = env_int("CTE_HTTP_RETRIES", 4, minimum=0)
+# A failed delivery is retried by later share runs, waiting CTE_SHARE_RETRY_MINUTES, then twice
+# as long each time (at most a day), until it has failed CTE_SHARE_MAX_ATTEMPTS times.
+CTE_SHARE_MAX_ATTEMPTS = env_int("CTE_SHARE_MAX_ATTEMPTS", 5, minimum=1)
+CTE_SHARE_RETRY_MINUTES = env_int("CTE_SHARE_RETRY_MINUTES", 5, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -78,6 +78,7 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
             last_status=PluginConfig.Status.OK, last_error="",
         )
         run = runs.finish(run)
+        transaction.on_commit(lambda: _queue_shares(config))
     log.info("pull %s: %d received, %d created, %d updated, %d unchanged, %d rejected", config.name,
              run.received, run.created, run.updated, run.unchanged, run.rejected)
     return run
@@ -119,6 +120,15 @@ class _Recorder:
             updated=F("updated") + result.updated, unchanged=F("unchanged") + result.unchanged,
             rejected=F("rejected") + result.rejected, batches=F("batches") + 1,
         )
+
+
+def _queue_shares(config: PluginConfig) -> None:
+    from exchange.sharing import queue_shares
+
+    try:
+        queue_shares(config)
+    except Exception:  # the broker is down: the shares' own schedules still run them
+        log.exception("pull %s: could not queue the shares it feeds", config.name)
 
 
 def _failed(run: Run, config: PluginConfig, error: str, *, permanent: bool = False) -> Run:

@@ -17,16 +17,16 @@ def worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def close_interrupted(kind: str, config=None) -> int:
+def close_interrupted(kind: str, config=None, sharing=None) -> int:
     """Mark runs left 'running' by a dead process as failed. Call only while holding the lock."""
-    return Run.objects.filter(kind=kind, config=config, status=Run.Status.RUNNING).update(
+    return Run.objects.filter(kind=kind, config=config, sharing=sharing, status=Run.Status.RUNNING).update(
         status=Run.Status.FAILED, finished=timezone.now(), error=INTERRUPTED
     )
 
 
-def start(kind: str, *, config=None, trigger: str = "", since=None, started=None) -> Run:
-    return Run.objects.create(kind=kind, config=config, trigger=trigger, started=started or timezone.now(),
-                              since=since, worker=worker())
+def start(kind: str, *, config=None, sharing=None, trigger: str = "", since=None, started=None) -> Run:
+    return Run.objects.create(kind=kind, config=config, sharing=sharing, trigger=trigger,
+                              started=started or timezone.now(), since=since, worker=worker())
 
 
 def finish(run: Run, *, error: str = "", **counters) -> Run:

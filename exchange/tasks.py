@@ -26,3 +26,17 @@ def age(trigger: str = "schedule") -> str:
     except Skipped as exc:
         return f"skipped: {exc}"
     return f"{run.deactivated} expired, {run.deleted} deleted"
+
+
+def share(config_id: int, trigger: str = "schedule") -> str:
+    from exchange.models import SharingConfig
+    from exchange.sharing import run_share
+
+    try:
+        run = run_share(config_id, trigger=trigger)
+    except Skipped as exc:
+        log.info("share skipped: %s", exc)
+        return f"skipped: {exc}"
+    except SharingConfig.DoesNotExist:
+        return f"skipped: sharing configuration {config_id} no longer exists"
+    return f"{run.status}: {run.shared} shared, {run.failed} failed, {run.retracted} retracted, {run.pending} pending"

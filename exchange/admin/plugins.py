@@ -77,6 +77,11 @@ class PluginConfigForm(forms.ModelForm):
         cleaned = {
             name: value for name, value in form.cleaned_data.items() if name not in self.connector_class.secret_fields
         }
+        try:
+            self.connector_class.check_config(self.instance, cleaned)
+        except forms.ValidationError as exc:
+            self.add_error(None, exc)
+            return data
         self.instance.settings = json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
         self.instance.set_secrets(secrets)
         return data

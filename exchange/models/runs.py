@@ -20,6 +20,9 @@ class Run(models.Model):
     config = models.ForeignKey(
         "exchange.PluginConfig", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
     )
+    sharing = models.ForeignKey(
+        "exchange.SharingConfig", null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     trigger = models.CharField(max_length=20, blank=True, help_text="schedule, manual, backfill, ...")
@@ -33,6 +36,8 @@ class Run(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     shared = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    retracted = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0, help_text="Left pending: over the target's capacity.")
     deactivated = models.PositiveIntegerField(default=0)
     deleted = models.PositiveIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
@@ -44,6 +49,7 @@ class Run(models.Model):
         indexes = [
             # The plugin configuration page's "recent runs" and the still-running check.
             models.Index(fields=["config", "-started"], name="run_config_started_idx"),
+            models.Index(fields=["sharing", "-started"], name="run_sharing_started_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,1 @@
+"""EDL destination (being written)."""
