@@ -17,7 +17,7 @@ class Row:
     """One indicator as a share run read it (the columns of ``selection.FIELDS``)."""
 
     __slots__ = ("pk", "type", "value", "reputation", "severity", "tags", "comments",
-                 "first_seen", "last_seen", "expires_at", "updated")
+                 "first_seen", "last_seen", "expires_at", "updated", "delivered")
 
     def __init__(self, values: Sequence):
         for name, value in zip(self.__slots__, values, strict=True):

@@ -15,9 +15,9 @@ from exchange.models import Delivery, Indicator, SharingConfig, Sighting
 
 #: Higher reputation and more recent first: what goes first when a target's capacity runs out.
 PRIORITY = ("-reputation", "-last_seen", "pk")
-#: The columns a share run reads per indicator.
+#: The columns a share run reads per indicator (``delivered``: see :func:`with_delivered`).
 FIELDS = ("pk", "type", "value", "reputation", "severity", "tags", "comments",
-          "first_seen", "last_seen", "expires_at", "updated")
+          "first_seen", "last_seen", "expires_at", "updated", "delivered")
 
 
 def reported_by(source_id: int) -> Exists:
@@ -62,8 +62,25 @@ def due(config: SharingConfig, *, action=None, now: datetime) -> QuerySet[Indica
     return candidates(config, action=action, now=now).exclude(Exists(settled(config, now)))
 
 
+def with_delivered(indicators: QuerySet[Indicator], config: SharingConfig) -> QuerySet[Indicator]:
+    """Annotate ``delivered``: the destination holds the indicator already (it changed since),
+    so sending it again takes no room at the target."""
+    shared = Delivery.objects.filter(config=config, indicator=OuterRef("pk"), status=Delivery.Status.SHARED)
+    return indicators.annotate(delivered=Exists(shared))
+
+
+def _left(config: SharingConfig, statuses: list[str], action, now: datetime | None) -> QuerySet[Delivery]:
+    current = candidates(config, action=action, now=now).filter(pk=OuterRef("indicator_id"))
+    return Delivery.objects.filter(config=config, status__in=statuses).exclude(Exists(current))
+
+
 def stale(config: SharingConfig, *, action=None, now: datetime | None = None) -> QuerySet[Delivery]:
     """Shared deliveries whose indicator left the set: expired, excluded, no longer matching,
     no longer reported by the source, or deleted."""
-    current = candidates(config, action=action, now=now).filter(pk=OuterRef("indicator_id"))
-    return Delivery.objects.filter(config=config, status=Delivery.Status.SHARED).exclude(Exists(current))
+    return _left(config, [Delivery.Status.SHARED], action, now)
+
+
+def abandoned(config: SharingConfig, *, action=None, now: datetime | None = None) -> QuerySet[Delivery]:
+    """Deliveries still pending or failed whose indicator left the set: there is nothing to
+    retract and nothing to send any more."""
+    return _left(config, [Delivery.Status.PENDING, Delivery.Status.FAILED], action, now)

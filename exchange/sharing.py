@@ -22,6 +22,7 @@ from exchange.ledger import Row
 from exchange.locks import exclusive
 from exchange.models import Delivery, PluginConfig, Run, Settings, SharingConfig
 from exchange.pull import Skipped
+from exchange.sharing_checks import same_target
 
 log = logging.getLogger("cte.share")
 CHUNK = 2000
@@ -87,14 +88,15 @@ class _Share:
     def _append(self) -> None:
         if self.action.retracts:
             self._retract_stale()
-        capacity = _Capacity.of(self.action, Delivery.objects.filter(config=self.config, status=Delivery.Status.SHARED))
+        self._forget_abandoned()
+        capacity = _Capacity.of(self.action, self._present())
         batch = _Batch(self.action)
         over: list[Row] = []
-        due = selection.due(self.config, action=self.action, now=self.now).order_by(*selection.PRIORITY)
-        for values in due.values_list(*selection.FIELDS).iterator(chunk_size=CHUNK):
+        due = selection.with_delivered(selection.due(self.config, action=self.action, now=self.now), self.config)
+        for values in due.order_by(*selection.PRIORITY).values_list(*selection.FIELDS).iterator(chunk_size=CHUNK):
             row = Row(values)
             self.counts.received += 1
-            if over or not capacity.take(row):
+            if not row.delivered and (over or not capacity.take(row)):
                 over.append(row)
                 if len(over) >= CHUNK:
                     self._leave_pending(over, capacity)
@@ -119,6 +121,16 @@ class _Share:
             shared, failed = ledger.record_push(self.config, rows, result, self.now)
         self.counts.shared += shared
         self.counts.failed += failed
+
+    def _present(self):
+        """The values at the target now: what this configuration shared, and what the others
+        writing the same target did (their sum is what the target's capacity bounds)."""
+        configs = [self.config.pk, *(other.pk for other in same_target(self.config))]
+        shared = Delivery.objects.filter(config__in=configs, status=Delivery.Status.SHARED)
+        return shared.order_by().values_list("value", flat=True).distinct()
+
+    def _forget_abandoned(self) -> None:
+        selection.abandoned(self.config, action=self.action, now=self.now).delete()
 
     def _leave_pending(self, rows: list[Row], capacity: "_Capacity") -> None:
         if rows:
@@ -148,11 +160,13 @@ class _Share:
     # Replace mode ------------------------------------------------------------------------------
 
     def _replace(self) -> None:
-        capacity = _Capacity.of(self.action, Delivery.objects.none())
+        self._forget_abandoned()
+        capacity = _Capacity.of(self.action, [])
         chosen: list[Row] = []
         over: list[Row] = []
-        current = selection.candidates(self.config, action=self.action, now=self.now).order_by(*selection.PRIORITY)
-        for values in current.values_list(*selection.FIELDS).iterator(chunk_size=CHUNK):
+        current = selection.with_delivered(selection.candidates(self.config, action=self.action, now=self.now),
+                                           self.config)
+        for values in current.order_by(*selection.PRIORITY).values_list(*selection.FIELDS).iterator(chunk_size=CHUNK):
             row = Row(values)
             self.counts.received += 1
             (chosen if not over and capacity.take(row) else over).append(row)
@@ -244,9 +258,11 @@ class _Capacity:
 
     @classmethod
     def of(cls, action: Action, present) -> "_Capacity":
+        """``present``: the values at the target already (an iterable, read only if there are limits)."""
         capacity = cls(action.max_items, action.max_bytes)
         if capacity.max_items is not None or capacity.max_bytes is not None:
-            for value in present.values_list("value", flat=True).iterator(chunk_size=CHUNK):
+            values = present.iterator(chunk_size=CHUNK) if hasattr(present, "iterator") else present
+            for value in values:
                 capacity.items += 1
                 capacity.bytes += len(value.encode()) + 1
         return capacity

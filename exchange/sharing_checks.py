@@ -48,7 +48,7 @@ def _check_action(config: SharingConfig, errors: dict) -> None:
         errors.setdefault("action", []).append(conflict)
 
 
-def _same_target(config: SharingConfig):
+def same_target(config: SharingConfig) -> list[SharingConfig]:
     """Other configurations that write the same destination, action and target."""
     others = SharingConfig.objects.filter(destination=config.destination_id, action=config.action)
     if config.pk:
@@ -66,7 +66,7 @@ def _describe_target(config: SharingConfig, action) -> str:
 def _conflict(config: SharingConfig, action) -> str:
     if action.mode != "replace" and not action.exclusive:
         return ""
-    clash = _same_target(config)
+    clash = same_target(config)
     if not clash:
         return ""
     if action.mode == "replace":
@@ -88,5 +88,5 @@ def warnings_for(config: SharingConfig) -> list[str]:
     return [
         f"Sharing configuration {other.name!r} also appends to {_describe_target(config, action)}: "
         "the target receives both selections, and each configuration retracts only what it shared."
-        for other in _same_target(config)
+        for other in same_target(config)
     ]
