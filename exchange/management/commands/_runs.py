@@ -5,17 +5,23 @@ from django.core.management.base import CommandError
 from exchange.models import PluginConfig, Run
 
 
-def configs_named(names: list[str], everything: bool) -> list[PluginConfig]:
+def named(model, names: list[str], everything: bool = False, what: str = "plugin configuration") -> list:
+    """The rows of ``model`` with these names, in order (every enabled one with ``everything``);
+    CommandError naming what is missing and what exists."""
     if everything:
-        return list(PluginConfig.objects.enabled())
+        return list(model.objects.enabled())
     if not names:
-        raise CommandError("name one or more plugin configurations, or use --all")
-    found = {config.name: config for config in PluginConfig.objects.filter(name__in=names)}
+        raise CommandError(f"name one or more {what}s, or use --all")
+    found = {row.name: row for row in model.objects.filter(name__in=names)}
     missing = [name for name in names if name not in found]
     if missing:
-        known = ", ".join(PluginConfig.objects.values_list("name", flat=True)) or "none"
-        raise CommandError(f"no plugin configuration named {', '.join(map(repr, missing))} (known: {known})")
+        known = ", ".join(model.objects.values_list("name", flat=True)) or "none"
+        raise CommandError(f"no {what} named {', '.join(map(repr, missing))} (known: {known})")
     return [found[name] for name in names]
+
+
+def configs_named(names: list[str], everything: bool) -> list[PluginConfig]:
+    return named(PluginConfig, names, everything)
 
 
 def summary(run: Run) -> str:
