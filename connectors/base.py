@@ -146,15 +146,17 @@ class Connector:
         """What this connector can do as a destination; none for a pure source."""
         return []
 
-    def action(self, key: str, settings: dict | None = None) -> Action:
-        """The action ``key``, tuned to a configuration's settings; LookupError if there is none."""
+    def action(self, key: str, settings: dict | None = None, params: dict | None = None) -> Action:
+        """The action ``key``, tuned to a destination's settings and a sharing configuration's
+        action parameters; LookupError if there is none."""
         for action in self.actions():
             if action.key == key:
-                return self.tune(action, settings or {})
+                return self.tune(action, settings or {}, params or {})
         raise LookupError(f"the {self.label} connector has no action {key!r}")
 
-    def tune(self, action: Action, settings: dict) -> Action:
-        """Adjust an action's limits to one configuration (e.g. a list size it sets)."""
+    def tune(self, action: Action, settings: dict, params: dict) -> Action:
+        """Adjust an action's limits to one destination (``settings``) and one sharing
+        configuration (``params``, e.g. a maximum list size it chose)."""
         return action
 
     @property

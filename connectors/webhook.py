@@ -253,7 +253,7 @@ class Webhook(Connector):
         return [Action(key="send", label="Send indicators as JSON", form=SendForm, mode="append",
                        batch_items=DEFAULT_BATCH, retracts=True)]
 
-    def tune(self, action: Action, settings: dict) -> Action:
+    def tune(self, action: Action, settings: dict, params: dict) -> Action:
         return replace(action, batch_items=batch_size(settings))
 
     def push(self, ctx: Context, action: Action, params: dict, indicators: list[Outbound]) -> PushResult:

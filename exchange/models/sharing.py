@@ -67,8 +67,9 @@ class SharingConfig(models.Model):
         return self.name
 
     def get_action(self):
-        """The destination connector's action, tuned to the destination's settings."""
-        return self.destination.get_connector().action(self.action, self.destination.settings)
+        """The destination connector's action, tuned to the destination's settings and this
+        configuration's parameters."""
+        return self.destination.get_connector().action(self.action, self.destination.settings, self.params)
 
     def target(self) -> str:
         """What this configuration writes, e.g. a list's name; two may not share it in replace mode."""

@@ -92,7 +92,7 @@ class Recorder(Connector):
             Action("replace", "Replace a list", form=ListForm, mode="replace", target_param="list"),
         ]
 
-    def tune(self, action, settings):
+    def tune(self, action, settings, params):
         return replace(action, max_items=settings.get("max_items") or action.max_items,
                        batch_items=settings.get("batch_items") or action.batch_items,
                        batch_bytes=settings.get("batch_bytes") or action.batch_bytes)
