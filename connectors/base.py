@@ -75,7 +75,9 @@ class Action:
     pending, highest reputation and most recent first. ``batch_items`` and ``batch_bytes``
     bound one request. ``target_param`` names the parameter that identifies the target (a
     list's name); two sharing configurations may not write one target in replace mode, nor
-    in append mode when ``exclusive``.
+    in append mode when ``exclusive``. ``secret_fields`` name fields of ``form`` that are
+    secrets (e.g. a published list's password): stored encrypted on the sharing configuration,
+    never rendered, and not part of ``params``.
     """
 
     key: str
@@ -90,6 +92,7 @@ class Action:
     target_param: str | None = None
     exclusive: bool = False
     retracts: bool = False
+    secret_fields: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -175,6 +178,17 @@ class Connector:
 
     def finish(self, ctx: Context, action: Action, params: dict) -> None:
         """Called once after a share run's pushes (e.g. to deploy pending changes)."""
+
+    def check_sharing(self, config, action: Action) -> None:
+        """Checks of a sharing configuration writing to this connector beyond its action's form
+        (e.g. a name unique across destinations, a credential it needs); raise
+        forms.ValidationError. ``config.params`` are cleaned; ``config.get_secrets()`` holds the
+        action's secret fields."""
+
+    def published_at(self, config) -> str:
+        """For a destination this app serves itself (a list, a collection): the path where the
+        sharing configuration ``config`` publishes; empty for the others."""
+        return ""
 
     @classmethod
     def check_config(cls, config, settings: dict) -> None:

@@ -14,5 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.health, name="health"),
 ]
+if "connectors.edl" in settings.CTE_CONNECTORS:
+    from connectors import edl
+
+    urlpatterns.append(path("feeds/edl/<slug:slug>.txt", edl.serve, name="edl"))
 if settings.CTE_DEMO_FEEDS:
     urlpatterns.append(path("demo/feeds/<str:name>", views.demo_feed, name="demo-feed"))

@@ -1,5 +1,7 @@
 """A model field whose value is only ever stored encrypted and never rendered by accident."""
 
+import json
+
 from django import forms
 from django.db import models
 
@@ -84,6 +86,18 @@ class SealedField(models.TextField):
     def save_form_data(self, instance, data):
         if data:
             setattr(instance, self.name, data)
+
+
+class WithSecrets:
+    """For a model with a ``secrets`` SealedField holding a JSON object of named secrets."""
+
+    def get_secrets(self) -> dict:
+        text = reveal(self.secrets)
+        return json.loads(text) if text else {}
+
+    def set_secrets(self, values: dict) -> None:
+        kept = {key: value for key, value in values.items() if value}
+        self.secrets = json.dumps(kept) if kept else ""
 
 
 def reveal(value) -> str:

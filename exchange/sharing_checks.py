@@ -39,7 +39,8 @@ def _check_action(config: SharingConfig, errors: dict) -> None:
         errors.setdefault("action", []).append(f"{connector.label} has no action {config.action!r} (one of: {keys}).")
         return
     try:
-        config.params = validate_params(action, config.params or {})
+        config.params = validate_params(action, config.params or {}, config.get_secrets())
+        connector.check_sharing(config, action)
     except ValidationError as exc:
         errors.setdefault("action", []).extend(f"{action.label}: {message}" for message in exc.messages)
         return

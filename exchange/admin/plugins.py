@@ -1,11 +1,9 @@
 """Plugin configurations: choose a connector, fill in its form, watch its runs."""
 
-import copy
 import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -18,17 +16,20 @@ from django_q.tasks import async_task
 from connectors import registry
 from connectors.base import ConnectorError, Context
 from connectors.http import session_for
-from exchange.admin.widgets import badge, clear_field, secret_field, shorten
+from exchange.admin.folded import FoldedForm, folded_fields, folded_form
+from exchange.admin.widgets import badge, shorten
 from exchange.models import PluginConfig, Run, Sighting
 
 PREFIX = "cfg_"
 
 
-class PluginConfigForm(forms.ModelForm):
+class PluginConfigForm(FoldedForm):
     """The model's fields plus, declared by :func:`form_for`, the connector's own fields
     prefixed ``cfg_``; they are folded into ``settings`` and the encrypted ``secrets``."""
 
     connector_class = None
+    prefix_ = PREFIX
+    target = "settings"
 
     class Meta:
         model = PluginConfig
@@ -40,69 +41,21 @@ class PluginConfigForm(forms.ModelForm):
             self.fields["ssl_verify"].widget.choices = [
                 ("unknown", "Use the general setting"), ("true", "Validate"), ("false", "Do not validate"),
             ]
-        if self.connector_class is None:
-            return
-        self.instance.connector = self.connector_class.key
-        stored = self.instance.settings or {}
-        secrets = self.instance.get_secrets() if self.instance.pk else {}
-        for name in self.connector_class.settings_form.base_fields:
-            if name in self.connector_class.secret_fields:
-                if secrets.get(name):
-                    self.fields[PREFIX + name].help_text = "A value is stored. Leave blank to keep it."
-                else:
-                    self.fields[f"{PREFIX}clear_{name}"].widget = forms.HiddenInput()
-            elif name in stored:
-                self.initial[PREFIX + name] = stored[name]
+        if self.connector_class is not None:
+            self.instance.connector = self.connector_class.key
 
-    def clean(self):
-        data = super().clean()
-        if self.connector_class is None or any(name.startswith(PREFIX) for name in self.errors):
-            return data
-        secrets = self.instance.get_secrets() if self.instance.pk else {}
-        values = {}
-        for name in self.connector_class.settings_form.base_fields:
-            value = data.get(PREFIX + name)
-            if name in self.connector_class.secret_fields:
-                if data.get(f"{PREFIX}clear_{name}"):
-                    secrets.pop(name, None)
-                elif value:
-                    secrets[name] = value
-                value = secrets.get(name, "")
-            values[name] = value
-        form = self.connector_class.settings_form(data=values)
-        if not form.is_valid():
-            for name, errors in form.errors.items():
-                self.add_error(None if name == "__all__" else PREFIX + name, errors)
-            return data
-        cleaned = {
-            name: value for name, value in form.cleaned_data.items() if name not in self.connector_class.secret_fields
-        }
-        try:
-            self.connector_class.check_config(self.instance, cleaned)
-        except forms.ValidationError as exc:
-            self.add_error(None, exc)
-            return data
-        self.instance.settings = json.loads(json.dumps(cleaned, cls=DjangoJSONEncoder))
-        self.instance.set_secrets(secrets)
-        return data
+    def check_folded(self, cleaned: dict) -> None:
+        self.connector_class.check_config(self.instance, cleaned)
 
 
 def connector_fields(connector_class) -> dict[str, forms.Field]:
     """The connector's form fields as admin form fields: prefixed, secrets write-only."""
-    fields = {}
-    for name, field in connector_class.settings_form.base_fields.items():
-        if name in connector_class.secret_fields:
-            fields[PREFIX + name] = secret_field(field.label or name.replace("_", " ").capitalize(), field.help_text)
-            fields[f"{PREFIX}clear_{name}"] = clear_field(field.label or name.replace("_", " "))
-        else:
-            fields[PREFIX + name] = copy.deepcopy(field)
-    return fields
+    return folded_fields(connector_class.settings_form, connector_class.secret_fields, PREFIX)
 
 
 def form_for(connector_class) -> type[PluginConfigForm]:
-    # Declared as class attributes, not added in __init__, so that the admin's fieldsets see them.
-    attrs = {"connector_class": connector_class, **connector_fields(connector_class)}
-    return type(f"{connector_class.__name__}ConfigForm", (PluginConfigForm,), attrs)
+    return folded_form(PluginConfigForm, connector_class.settings_form, connector_class.secret_fields,
+                       connector_class=connector_class)
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -206,7 +159,7 @@ class PluginConfigAdmin(admin.ModelAdmin):
         # checkpoint, cursor and status instead of getting the page's stale copy back.
         columns = {field.name for field in obj._meta.concrete_fields}
         fields = {name for name in form.changed_data if name in columns}
-        if any(name.startswith(PREFIX) for name in form.changed_data):
+        if form.folded_changed():
             fields |= {"settings", "secrets"}
         if fields:
             obj.save(update_fields=[*sorted(fields), "updated"])

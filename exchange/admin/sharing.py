@@ -1,24 +1,22 @@
 """Sharing configurations (source -> rule -> destination action) and their delivery ledger."""
 
-import copy
-import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
 from django_q.tasks import async_task
 
+from exchange.admin.folded import FoldedForm, folded_fields, folded_form
 from exchange.admin.plugins import HasErrorFilter
 from exchange.admin.runs import ReadOnlyAdmin
 from exchange.admin.widgets import badge, shorten
 from exchange.models import Delivery, PluginConfig, Run, SharingConfig
-from exchange.models.sharing import validate_params
 from exchange.sharing_checks import warnings_for
 
 PREFIX = "param_"
@@ -37,11 +35,15 @@ def destinations() -> list[tuple[PluginConfig, list]]:
     return found
 
 
-class SharingConfigForm(forms.ModelForm):
+class SharingConfigForm(FoldedForm):
     """The model's fields plus the action's parameters (declared by :func:`form_for`, prefixed
-    ``param_``), folded into ``params``."""
+    ``param_``), folded into ``params`` and, for the action's secret fields, ``secrets``."""
 
-    action_class = None
+    prefix_ = PREFIX
+    target = "params"
+
+    #: On the add page: the destination and the action chosen on the page before.
+    chosen: tuple | None = None
 
     class Meta:
         model = SharingConfig
@@ -49,37 +51,19 @@ class SharingConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.action_class is not None:
-            for name, value in (self.instance.params or {}).items():
-                if PREFIX + name in self.fields:
-                    self.initial[PREFIX + name] = value
-
-    def clean(self):
-        data = super().clean()
-        if self.action_class is None:
-            return data
-        values = {name: data.get(PREFIX + name) for name in self.action_class.form.base_fields}
-        try:
-            params = validate_params(self.action_class, values)
-        except ValidationError:
-            params = None
-            form = self.action_class.form(data=values)
-            form.is_valid()
-            for name, errors in form.errors.items():
-                self.add_error(None if name == "__all__" else PREFIX + name, errors)
-        if params is not None:
-            self.instance.params = json.loads(json.dumps(params, cls=DjangoJSONEncoder))
-        return data
+        if self.chosen is not None and self.instance.pk is None:
+            # Before validation: the model's checks need them, and they are not form fields.
+            self.instance.destination, action = self.chosen
+            self.instance.action = action.key
 
 
 def action_fields(action) -> dict[str, forms.Field]:
-    return {PREFIX + name: copy.deepcopy(field) for name, field in action.form.base_fields.items()}
+    return folded_fields(action.form, action.secret_fields, PREFIX)
 
 
-def form_for(action) -> type[SharingConfigForm]:
-    # Class attributes, so that the admin's fieldsets see them (as for plugin configurations).
-    return type(f"{type(action).__name__}SharingForm", (SharingConfigForm,), {"action_class": action,
-                                                                               **action_fields(action)})
+def form_for(action, destination=None) -> type[SharingConfigForm]:
+    chosen = (destination, action) if destination is not None else None
+    return folded_form(SharingConfigForm, action.form, action.secret_fields, chosen=chosen)
 
 
 @admin.register(SharingConfig)
@@ -91,7 +75,7 @@ class SharingConfigAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     autocomplete_fields = ["source", "rule"]
     actions = ["share_now", "retry_failed", "enable", "disable"]
-    readonly_fields = ["destination_label", "action_label", "status_badge", "last_run", "last_error",
+    readonly_fields = ["destination_label", "action_label", "published", "status_badge", "last_run", "last_error",
                        "last_error_at", "ledger_links", "recent_runs"]
 
     def get_queryset(self, request):
@@ -115,8 +99,8 @@ class SharingConfigAdmin(admin.ModelAdmin):
             return destination, None
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        _, action = self._chosen(request, obj)
-        kwargs["form"] = form_for(action) if action else SharingConfigForm
+        destination, action = self._chosen(request, obj)
+        kwargs["form"] = form_for(action, destination if obj is None else None) if action else SharingConfigForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
@@ -128,8 +112,9 @@ class SharingConfigAdmin(admin.ModelAdmin):
             fieldsets.append(("Action parameters", {"fields": list(action_fields(action))}))
         fieldsets.append(("Schedule", {"fields": ["sync_interval", "share_existing"]}))
         if obj is not None:
-            fieldsets.append(("Status", {"fields": ["status_badge", "last_run", "last_error", "last_error_at",
-                                                    "ledger_links", "recent_runs"]}))
+            published = ["published"] if self.published(obj) else []
+            fieldsets.append(("Status", {"fields": [*published, "status_badge", "last_run", "last_error",
+                                                    "last_error_at", "ledger_links", "recent_runs"]}))
         return fieldsets
 
     def add_view(self, request, form_url="", extra_context=None):
@@ -142,22 +127,20 @@ class SharingConfigAdmin(admin.ModelAdmin):
                 "destinations": destinations(),
                 "plugin_add": reverse("admin:exchange_pluginconfig_add"),
             })
+        return self._sensitive_add_view(request, form_url, extra_context)
+
+    @method_decorator(sensitive_post_parameters())
+    def _sensitive_add_view(self, request, form_url="", extra_context=None):
         return super().add_view(request, form_url, extra_context)
 
+    @method_decorator(sensitive_post_parameters())
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.destination, action = self._chosen(request)
-            obj.action = action.key
         super().save_model(request, obj, form, change)
         for warning in warnings_for(obj):
             self.message_user(request, warning, messages.WARNING)
-
-    def _changeform_view(self, request, object_id, form_url, extra_context):
-        if object_id is None and request.method == "POST":
-            # The model's clean() needs the chosen destination and action, which are not form fields.
-            destination, action = self._chosen(request)
-            extra_context = {**(extra_context or {}), "chosen": (destination, action)}
-        return super()._changeform_view(request, object_id, form_url, extra_context)
 
     def get_changeform_initial_data(self, request):
         return {}
@@ -180,6 +163,17 @@ class SharingConfigAdmin(admin.ModelAdmin):
             return obj.get_action().label
         except (LookupError, PluginConfig.DoesNotExist):
             return f"{obj.action} (not available)"
+
+    @admin.display(description="published at")
+    def published(self, obj):
+        try:
+            path = obj.destination.get_connector().published_at(obj)
+        except LookupError:
+            return ""
+        if not path:
+            return ""
+        base = (obj.destination.settings.get("base_url") or "").rstrip("/")
+        return format_html('<a href="{}">{}</a>', path, base + path)
 
     @admin.display(description="status")
     def status_badge(self, obj):

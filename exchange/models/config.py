@@ -1,13 +1,12 @@
 """What an administrator configures: general settings, Netskope tenants, plugin configurations."""
 
-import json
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from exchange.fields import SealedField, reveal
+from exchange.fields import SealedField, WithSecrets, reveal
 
 
 class Settings(models.Model):
@@ -102,7 +101,7 @@ class PluginConfigQuerySet(models.QuerySet):
         return self.filter(enabled=True)
 
 
-class PluginConfig(models.Model):
+class PluginConfig(WithSecrets, models.Model):
     """One configured instance of a connector: a source to pull, a destination to push, or both."""
 
     class Status(models.TextChoices):
@@ -173,11 +172,3 @@ class PluginConfig(models.Model):
         from connectors import registry
 
         return registry.get(self.connector)
-
-    def get_secrets(self) -> dict:
-        text = reveal(self.secrets)
-        return json.loads(text) if text else {}
-
-    def set_secrets(self, values: dict) -> None:
-        kept = {key: value for key, value in values.items() if value}
-        self.secrets = json.dumps(kept) if kept else ""

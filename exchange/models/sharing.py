@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from exchange.fields import SealedField, WithSecrets
 from exchange.models.config import PluginConfig
 from exchange.models.store import Indicator
 
@@ -20,7 +21,7 @@ class SharingConfigQuerySet(models.QuerySet):
         )
 
 
-class SharingConfig(models.Model):
+class SharingConfig(WithSecrets, models.Model):
     """One way of sharing: the indicators a source reported that a rule selects go to one
     action of one destination. A bidirectional share is two configurations."""
 
@@ -38,6 +39,7 @@ class SharingConfig(models.Model):
     destination = models.ForeignKey(PluginConfig, on_delete=models.PROTECT, related_name="shares_in")
     action = models.CharField(max_length=50, help_text="One of the destination connector's actions.")
     params = models.JSONField("action parameters", default=dict, blank=True, editable=False)
+    secrets = SealedField(editable=False, help_text="The action's secret parameters, JSON, encrypted.")
     enabled = models.BooleanField(default=True)
     share_existing = models.BooleanField(
         "share existing matching indicators", default=True,
@@ -125,12 +127,13 @@ class Delivery(models.Model):
         return f"{self.value} -> {self.config_id}"
 
 
-def validate_params(action, params: dict) -> dict:
-    """The action's parameters, cleaned by its form, or ValidationError naming the field."""
-    form = action.form(data=params)
+def validate_params(action, params: dict, secrets: dict | None = None) -> dict:
+    """The action's parameters, cleaned by its form (secret fields checked with ``secrets`` but
+    left out), or ValidationError naming the field."""
+    form = action.form(data={**params, **{name: (secrets or {}).get(name, "") for name in action.secret_fields}})
     if not form.is_valid():
         raise ValidationError(
             [f"{name}: {'; '.join(errors)}" if name != "__all__" else "; ".join(errors)
              for name, errors in form.errors.items()]
         )
-    return form.cleaned_data
+    return {name: value for name, value in form.cleaned_data.items() if name not in action.secret_fields}
