@@ -3,6 +3,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -48,6 +49,16 @@ class SharingConfigForm(FoldedForm):
     class Meta:
         model = SharingConfig
         fields = "__all__"
+
+    def _update_errors(self, errors):
+        # The model's checks name "destination" and "action", which were chosen on the page
+        # before and are not fields here: show their messages at the top of the form.
+        if hasattr(errors, "error_dict"):
+            moved: dict[str, list] = {}
+            for name, messages in errors.error_dict.items():
+                moved.setdefault(name if name in self.fields else NON_FIELD_ERRORS, []).extend(messages)
+            errors = ValidationError(moved)
+        super()._update_errors(errors)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
