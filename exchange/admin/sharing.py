@@ -206,7 +206,7 @@ class SharingConfigAdmin(admin.ModelAdmin):
         changelist = reverse("admin:exchange_delivery_changelist")
         counts = dict(obj.deliveries.order_by().values_list("status").annotate(n=Count("pk")))
         return format_html_join(
-            ", ", '<a href="{}?config__id__exact={}&status__exact={}">{} {}</a>',
+            ", ", '<a href="{}?config__id__exact={}&amp;status__exact={}">{} {}</a>',
             ((changelist, obj.pk, status, counts.get(status, 0), label) for status, label in Delivery.Status.choices),
         )
 
