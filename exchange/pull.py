@@ -23,7 +23,8 @@ from connectors.http import session_for
 from exchange import runs
 from exchange.ingest import BatchResult, MergeHints, Prepared, merge_prepared, prepare_batch
 from exchange.locks import exclusive
-from exchange.models import PluginConfig, RejectedRecord, Run, Settings, Sighting
+from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Settings, Sighting
+from exchange.planner import analyze_after
 from exchange.readahead import read_ahead
 
 log = logging.getLogger("cte.pull")
@@ -79,6 +80,7 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
         )
         run = runs.finish(run)
         transaction.on_commit(lambda: _queue_shares(config))
+    analyze_after(run.created + run.updated, Indicator, Sighting)
     log.info("pull %s: %d received, %d created, %d updated, %d unchanged, %d rejected", config.name,
              run.received, run.created, run.updated, run.unchanged, run.rejected)
     return run
@@ -145,4 +147,5 @@ def _failed(run: Run, config: PluginConfig, error: str, *, permanent: bool = Fal
         run = runs.finish(run, error=error)
         if permanent:
             transaction.on_commit(lambda: sync_pull_schedule(config.pk))
+    analyze_after(run.created + run.updated, Indicator, Sighting)
     return run

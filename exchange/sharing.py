@@ -21,6 +21,7 @@ from exchange import ledger, runs, selection
 from exchange.ledger import Row
 from exchange.locks import exclusive
 from exchange.models import Delivery, PluginConfig, Run, Settings, SharingConfig
+from exchange.planner import analyze_after
 from exchange.pull import Skipped
 from exchange.sharing_checks import same_target
 
@@ -201,6 +202,7 @@ class _Share:
                 last_run=self.now, last_status=SharingConfig.Status.OK, last_error="")
             PluginConfig.objects.filter(pk=self.config.destination_id).update(storage=self.ctx.storage)
             run = runs.finish(self.record, **self._counters())
+        self._analyze()
         if self.counts.notes:
             Run.objects.filter(pk=run.pk).update(error="; ".join(self.counts.notes))
             run.refresh_from_db()
@@ -222,7 +224,12 @@ class _Share:
             run = runs.finish(self.record, error=error, **self._counters())
             if permanent:
                 transaction.on_commit(lambda: sync_share_schedule(self.config.pk))
+        self._analyze()
         return run
+
+    def _analyze(self) -> None:
+        c = self.counts
+        analyze_after(c.shared + c.failed + c.retracted + c.pending, Delivery)
 
 
 class _Batch:

@@ -93,7 +93,8 @@ class Delivery(models.Model):
         FAILED = "failed", "failed"
         RETRACTED = "retracted", "retracted"
 
-    config = models.ForeignKey(SharingConfig, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the unique (config, indicator) constraint and the (config, status) index start with it.
+    config = models.ForeignKey(SharingConfig, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     # No database constraint and DO_NOTHING: when aging deletes an indicator its delivery stays,
     # with the value below, so the next share run can still retract it from the destination.
     indicator = models.ForeignKey(
