@@ -1,4 +1,4 @@
-"""Management commands: pull, backfill, ensure_admin, demo (whose pull works offline)."""
+"""Management commands: pull, share, backfill, ensure_admin, demo (whose pull works offline)."""
 
 from datetime import timedelta
 from io import StringIO
@@ -9,7 +9,7 @@ from django.test import LiveServerTestCase, TestCase
 from django.utils import timezone
 
 from exchange.management.commands.demo import DEMO_CONFIGS
-from exchange.models import Indicator, PluginConfig, RejectedRecord, Run
+from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, SharingConfig
 from tests.support.factories import make_config
 
 
@@ -50,6 +50,42 @@ class PullCommandTests(TestCase):
         scripted("broken", fail_at=0)
         with self.assertRaisesMessage(CommandError, "pull failed for broken"):
             call("pull", "broken")
+
+
+class ShareCommandTests(TestCase):
+    def setUp(self):
+        from connectors.base import Record
+        from exchange.ingest import ingest_batch
+        from rules.models import BusinessRule
+
+        source = make_config("feed")
+        ingest_batch(source, [Record("http://a.example/1"), Record("198.51.100.4")], timezone.now())
+        self.destination = make_config("dest", connector="recorder")
+        rule = BusinessRule.objects.create(name="urls", expression="type = url")
+        for name, enabled in (("one", True), ("two", True), ("off", False)):
+            SharingConfig.objects.create(name=name, rule=rule, destination=self.destination, action="add",
+                                         params={"list": name}, enabled=enabled)
+
+    def test_share_by_name_reports_the_counters(self):
+        output = call("share", "one")
+        self.assertIn("one: run #", output)
+        self.assertIn("success: 1 selected, 1 shared, 0 failed, 0 retracted, 0 pending", output)
+
+    def test_share_all_runs_every_enabled_configuration(self):
+        output = call("share", "--all")
+        self.assertIn("one:", output)
+        self.assertIn("two:", output)
+        self.assertNotIn("off:", output)
+
+    def test_an_unknown_name_lists_the_known_ones(self):
+        with self.assertRaisesMessage(CommandError, "no sharing configuration named 'nope' (known: off, one, two)"):
+            call("share", "nope")
+
+    def test_a_failed_share_fails_the_command(self):
+        self.destination.settings = {"down": "the list service is down"}
+        self.destination.save()
+        with self.assertRaisesMessage(CommandError, "share failed for one"):
+            call("share", "one")
 
 
 class BackfillCommandTests(TestCase):
