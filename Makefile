@@ -37,6 +37,7 @@ lint: $(VENV)/.requirements-dev
 
 benchmark: $(VENV)/.requirements-dev
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/sharing.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
