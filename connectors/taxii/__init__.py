@@ -60,10 +60,10 @@ class TaxiiForm(forms.Form):
         help_text="e.g. https://taxii.example.com/api1/, or https://taxii.example.com/taxii2/ (its default API root).",
     )
     version = forms.ChoiceField(
-        choices=[("detect", "Detect"), ("2.1", "TAXII 2.1"), ("2.0", "TAXII 2.0")], initial="detect",
+        choices=[("detect", "Detect"), ("2.1", "TAXII 2.1"), ("2.0", "TAXII 2.0")], initial="detect", required=False,
     )
     auth = forms.ChoiceField(
-        label="Authentication", initial="none",
+        label="Authentication", initial="none", required=False,
         choices=[("none", "None"), ("basic", "Username and password (HTTP Basic)"), ("bearer", "Bearer token")],
     )
     username = forms.CharField(required=False, max_length=200)
@@ -83,6 +83,8 @@ class TaxiiForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        data["version"] = data.get("version") or "detect"
+        data["auth"] = data.get("auth") or "none"
         if data.get("auth") == "basic" and not data.get("username"):
             self.add_error("username", "HTTP Basic needs a username.")
         if data.get("auth") == "bearer" and not data.get("token"):

@@ -14,9 +14,10 @@ swaps the token for that user's Basic credentials). ``max_page_size`` is medalli
 size: a larger ``limit`` is cut to it without a word.
 
 The gate also records every request (``requests``), can make requests fail (``fail``: the
-server may first do the work, as when an answer is lost), slow every request down (``delay``),
-forget every ``next`` token (``expire_tokens``), and keep the statuses of POSTs pending for a
-number of polls (``pending_polls``). A ``MedallionMixin`` gives a test case one server per test.
+server may first do the work, as when an answer is lost), run something just before a request
+(``before``), slow every request down (``delay``), forget every ``next`` token
+(``expire_tokens``), and keep the statuses of POSTs pending for a number of polls
+(``pending_polls``). A ``MedallionMixin`` gives a test case one server per test.
 """
 
 import base64
@@ -133,6 +134,7 @@ class Medallion:
         self.tokens = tokens if tokens is not None else {"s3cr3t-token": "reader"}
         self.requests: list[Hit] = []
         self.faults: list[Fault] = []
+        self.hooks: list[list] = []
         self.delay = 0.0
         self._lock = threading.Lock()
         self._clock = first_added or datetime.now(UTC) - timedelta(days=2)
@@ -187,6 +189,11 @@ class Medallion:
     def fail(self, status: int, when: Callable[[Hit], bool], *, times: int = 1, consume: bool = True) -> None:
         with self._lock:
             self.faults.append(Fault(when, status, times, consume))
+
+    def before(self, when: Callable[[Hit], bool], action: Callable[[], None], *, times: int = 1) -> None:
+        """Run ``action`` just before handling the next ``times`` requests ``when`` selects."""
+        with self._lock:
+            self.hooks.append([when, action, times])
 
     def expire_tokens(self) -> None:
         """Forget every ``next`` token, as medallion does 30 seconds after handing one out."""
@@ -254,6 +261,11 @@ class Medallion:
             fault = next((f for f in self.faults if f.times > 0 and f.when(hit)), None)
             if fault:
                 fault.times -= 1
+            hooks = [hook for hook in self.hooks if hook[2] > 0 and hook[0](hit)]
+            for hook in hooks:
+                hook[2] -= 1
+        for _, action, _ in hooks:
+            action()
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if authorization.startswith("Bearer "):
             user = self.tokens.get(authorization[len("Bearer "):])

@@ -29,6 +29,7 @@ class Corpus:
     withdrawn: set[tuple[str, str]] = field(default_factory=set)
     compound: set[tuple[str, str]] = field(default_factory=set)  # kept values that came from compound patterns
     reputations: dict[tuple[str, str], int] = field(default_factory=dict)
+    records: list[int] = field(default_factory=list)  # how many records each object gives, in order
 
     def indicator_count(self) -> int:
         return sum(1 for obj in self.objects if obj["type"] == "indicator")
@@ -58,7 +59,9 @@ def corpus(count: int, now: datetime | None = None, start: int = 0) -> Corpus:
     now = now or datetime.now(UTC)
     result = Corpus()
     for number in range(start, start + count):
+        before = len(result.kept) + result.rejected
         _add(result, number, number % KINDS, now)
+        result.records.append(len(result.kept) + result.rejected - before)
     return result
 
 
