@@ -45,7 +45,7 @@ class EdlSettings(forms.Form):
     )
 
 
-class PublishForm(forms.Form):
+class PublishForm(published.CredentialsForm):
     slug = forms.SlugField(
         label="List name", max_length=100,
         help_text="The list is served at /feeds/edl/<list name>.txt: letters, digits, - and _.",
@@ -60,26 +60,6 @@ class PublishForm(forms.Form):
         help_text="The reader's capacity (e.g. 50,000 URLs on many PAN-OS models): what does not fit waits, "
                   "highest reputation and most recent first. Empty: no limit.",
     )
-    username = forms.CharField(required=False, max_length=100, help_text="For HTTP Basic authentication.")
-    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                               help_text="For HTTP Basic authentication, with the username.")
-    token = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
-        help_text=f"At least {published.MIN_TOKEN_LENGTH} characters, sent as 'Authorization: Bearer <token>' or "
-                  "?token=<token>. e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-    )
-
-    def clean_token(self):
-        token = self.cleaned_data["token"]
-        if token and len(token) < published.MIN_TOKEN_LENGTH:
-            raise forms.ValidationError(f"A token needs at least {published.MIN_TOKEN_LENGTH} characters.")
-        return token
-
-    def clean(self):
-        data = super().clean()
-        if bool(data.get("username")) != bool(data.get("password")):
-            raise forms.ValidationError("HTTP Basic authentication needs both a username and a password.")
-        return data
 
 
 @register
@@ -101,7 +81,7 @@ class ExternalDynamicList(Connector):
     def actions(self) -> list[Action]:
         return [Action(ACTION, "Publish as an external dynamic list", form=PublishForm, mode="append",
                        retracts=True, target_param="slug", exclusive=True, batch_items=5000,
-                       secret_fields=("password", "token"))]
+                       secret_fields=published.SECRET_FIELDS)]
 
     def tune(self, action: Action, settings: dict, params: dict) -> Action:
         types = tuple(params.get("types") or ())
@@ -109,14 +89,7 @@ class ExternalDynamicList(Connector):
         return replace(action, types=types, max_items=max_entries if isinstance(max_entries, int) else None)
 
     def check_sharing(self, config, action: Action) -> None:
-        secrets = config.get_secrets()
-        if not secrets.get("token") and not secrets.get("password"):
-            raise forms.ValidationError("Protect the list with a token, or a username and password: readers fetch "
-                                        "it over the network.")
-        taken = lists_named(config.params["slug"]).exclude(pk=config.pk).first()
-        if taken is not None:
-            raise forms.ValidationError(f"The list name {config.params['slug']!r} is taken by sharing configuration "
-                                        f"{taken.name!r}.")
+        published.check_protected(config, "slug", lists_named)
 
     def published_at(self, config) -> str:
         return path_of(config.params["slug"]) if config.params.get("slug") else ""

@@ -162,7 +162,7 @@ else:
 CTE_DEMO_FEEDS = env_bool("CTE_DEMO_FEEDS", DEBUG)  # serve exchange/demo/ at /demo/feeds/
 CTE_CONNECTORS = env_list("CTE_CONNECTORS", [
     "connectors.webfeed", "connectors.webhook", "connectors.edl", "connectors.netskope", "connectors.misp",
-    "connectors.taxii",
+    "connectors.taxii", "connectors.taxii_server",
 ])
 CTE_LOCK_DIR = DATA_DIR / "locks"
 CTE_AGING_INTERVAL = env_int("CTE_AGING_INTERVAL", 60, minimum=1)  # minutes

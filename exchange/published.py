@@ -9,9 +9,50 @@ import base64
 import binascii
 import hmac
 
+from django import forms
 from django.http import HttpRequest, HttpResponse
 
 MIN_TOKEN_LENGTH = 16
+#: The fields of CredentialsForm kept encrypted among the sharing configuration's secrets.
+SECRET_FIELDS = ("password", "token")
+
+
+class CredentialsForm(forms.Form):
+    """The readers' credentials of a published list: subclass it with the list's own fields."""
+
+    username = forms.CharField(required=False, max_length=100, help_text="For HTTP Basic authentication.")
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                               help_text="For HTTP Basic authentication, with the username.")
+    token = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text=f"At least {MIN_TOKEN_LENGTH} characters, sent as 'Authorization: Bearer <token>' or "
+                  "?token=<token>. e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    )
+
+    def clean_token(self):
+        token = self.cleaned_data["token"]
+        if token and len(token) < MIN_TOKEN_LENGTH:
+            raise forms.ValidationError(f"A token needs at least {MIN_TOKEN_LENGTH} characters.")
+        return token
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("username")) != bool(data.get("password")):
+            raise forms.ValidationError("HTTP Basic authentication needs both a username and a password.")
+        return data
+
+
+def check_protected(config, name_param: str, same_name) -> None:
+    """A published list must have credentials, and a name no other list of its kind has
+    (``same_name``: the sharing configurations publishing under a name)."""
+    secrets = config.get_secrets()
+    if not secrets.get("token") and not secrets.get("password"):
+        raise forms.ValidationError("Protect the list with a token, or a username and password: readers fetch "
+                                    "it over the network.")
+    name = config.params[name_param]
+    taken = same_name(name).exclude(pk=config.pk).first()
+    if taken is not None:
+        raise forms.ValidationError(f"The name {name!r} is taken by sharing configuration {taken.name!r}.")
 
 
 def presented(request: HttpRequest) -> tuple[str, str, str]:

@@ -169,12 +169,12 @@ class ValidationTests(EdlTestCase):
 
     def test_a_list_name_is_unique_across_destinations(self):
         make_list(self.urls, self.destination)
-        self.assertIn("The list name 'urls' is taken by sharing configuration 'edl urls'",
+        self.assertIn("The name 'urls' is taken by sharing configuration 'edl urls'",
                       self.refusal(name="again on the same destination"))
         other = make_config("branch firewalls", connector="edl")
         with self.assertRaises(ValidationError) as raised:
             make_list(self.everything, other, name="elsewhere")
-        self.assertIn("The list name 'urls' is taken by sharing configuration 'edl urls'",
+        self.assertIn("The name 'urls' is taken by sharing configuration 'edl urls'",
                       " ".join(raised.exception.messages))
 
     def test_the_secrets_are_kept_encrypted_and_out_of_the_parameters(self):
