@@ -36,8 +36,12 @@ class NetskopeForm(forms.Form):
 
 class UrlListForm(forms.Form):
     list_name = forms.CharField(max_length=100, help_text="The tenant's URL list (Policies > Profiles > URL Lists).")
-    create = forms.BooleanField(required=False, initial=True, label="Create the list when the tenant has none")
-    list_type = forms.ChoiceField(choices=[("exact", "Exact"), ("regex", "Regex")], initial="exact")
+    must_exist = forms.BooleanField(
+        required=False, label="The list must exist",
+        help_text="Off: the list is created on the tenant when it has none by that name.",
+    )
+    list_type = forms.ChoiceField(choices=[("exact", "Exact"), ("regex", "Regex")], initial="exact", required=False,
+                                  help_text="Exact: URLs and hosts as they are; regex: each entry is a pattern.")
     max_size = forms.IntegerField(
         label="Max list size (MB)", required=False, min_value=1, max_value=URL_LIST_MAX_MB, initial=URL_LIST_MAX_MB,
         help_text="What does not fit stays pending, higher reputation and more recent indicators first.",
@@ -45,6 +49,9 @@ class UrlListForm(forms.Form):
 
     def clean_list_name(self) -> str:
         return self.cleaned_data["list_name"].strip()
+
+    def clean_list_type(self) -> str:
+        return self.cleaned_data["list_type"] or "exact"
 
     def clean_max_size(self) -> int:
         return self.cleaned_data["max_size"] or URL_LIST_MAX_MB

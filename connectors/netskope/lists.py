@@ -74,7 +74,7 @@ class UrlLists:
         """Add ``values`` to the list (created when missing and allowed), within ``max_bytes``."""
         name, wanted_type = params["list_name"], params.get("list_type") or "exact"
         target = self.find(name)
-        if target is None and not params.get("create", True):
+        if target is None and params.get("must_exist"):
             raise ConnectorError(f"tenant {self.client.name} has no URL list {name!r}, and this sharing configuration "
                                  "does not create one: create it, or allow creating it", permanent=True)
         if target is not None and target.type != wanted_type:

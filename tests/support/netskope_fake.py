@@ -198,8 +198,8 @@ class FakeTenant:
         self._server.server_close()
 
     def answer(self, request: Request, headers: dict[str, str]) -> tuple[int, dict[str, str], object]:
-        if self.delay:
-            time.sleep(self.delay)
+        """The tenant's answer; it acts at once, and ``delay`` slows only the answer's way back
+        (so a client that dies while waiting leaves the change made, as on the real tenant)."""
         path = request.path
         if path.startswith("/api/v1/"):
             return self._v1(request)
@@ -454,6 +454,8 @@ def _server(tenant: FakeTenant, tls: ssl.SSLContext | None) -> _Server:
             headers = {key.lower(): value for key, value in self.headers.items()}
             status, extra, body = tenant.answer(request, headers)
             request.status = status
+            if tenant.delay:
+                time.sleep(tenant.delay)
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             try:
                 self.send_response(status)
@@ -472,3 +474,32 @@ def _server(tenant: FakeTenant, tls: ssl.SSLContext | None) -> _Server:
     if tls:
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     return server
+
+
+# Factories for tests ------------------------------------------------------------------------------
+
+def malware_alert(timestamp: int, number: int, **fields) -> dict:
+    """A malware alert whose file has distinct MD5 and SHA256 values derived from ``number``."""
+    return {"timestamp": timestamp, "md5": f"{number:032x}", "sha256": f"{number:064x}",
+            "malware_name": f"Trojan.Gen.{number}", "malware_type": "Trojan", "file_name": f"invoice{number}.exe",
+            "severity": "high", "hostname": "laptop-17", **fields}
+
+
+def malsite_alert(timestamp: int, number: int, **fields) -> dict:
+    """A malsite alert on ``http://bad<number>.example/landing``; ``hostname`` is the user's laptop."""
+    return {"timestamp": timestamp, "url": f"http://bad{number}.example/landing", "site": f"bad{number}.example",
+            "hostname": "laptop-17", "malsite_category": ["Phishing"], "severity": "medium", **fields}
+
+
+def make_tenant(fake: FakeTenant, name: str = "acme", **fields):
+    from exchange.models import Tenant
+
+    values = {"url": fake.url, "token": fake.token, "v1_token": fake.v1_token, **fields}
+    return Tenant.objects.create(name=name, **values)
+
+
+def make_netskope(tenant, name: str = "netskope", alert_types=("malware", "malsite"), **fields):
+    from tests.support.factories import make_config
+
+    return make_config(name, connector="netskope", tenant=tenant, settings={"alert_types": list(alert_types)},
+                       **fields)
