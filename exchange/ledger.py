@@ -4,6 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import F
 
 from connectors.base import Outbound, PushResult
 from exchange.models import Delivery, SharingConfig
@@ -74,7 +75,8 @@ def record_pending(config: SharingConfig, rows: list[Row], reason: str, now: dat
 
 def record_retracted(config: SharingConfig, delivery_ids: Iterable[int], now: datetime) -> int:
     return Delivery.objects.filter(pk__in=list(delivery_ids)).update(
-        status=Delivery.Status.RETRACTED, retracted_at=now, last_error="", attempts=0, updated=now
+        status=Delivery.Status.RETRACTED, retracted_at=now, last_error="", attempts=0, updated=now,
+        retractions=F("retractions") + 1,
     )
 
 

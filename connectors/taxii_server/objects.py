@@ -19,7 +19,7 @@ from exchange.models import Delivery, Indicator
 MEDIA_STIX = "application/stix+json;version=2.1"
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 10_000
 _SERVED = (Delivery.Status.SHARED, Delivery.Status.RETRACTED)
-_COLUMNS = ("pk", "indicator_id", "type", "value", "status", "created", "updated")
+_COLUMNS = ("pk", "indicator_id", "type", "value", "status", "created", "updated", "retractions")
 
 
 class BadRequest(ValueError):
@@ -94,8 +94,17 @@ def _served(config, filters: Filters, object_id: str | None) -> QuerySet[Deliver
 def _with_ids(config, wanted: set[str]) -> list[int]:
     """Rows whose object id is wanted. Ids derive from (type, value) one way, so the rows are
     read to find them: a request for given ids is rare next to reading pages."""
-    rows = Delivery.objects.filter(config=config, status__in=_SERVED).values_list("pk", "type", "value")
-    return [pk for pk, type_, value in rows.iterator(chunk_size=5000) if stix.object_id(type_, value) in wanted]
+    rows = Delivery.objects.filter(config=config, status__in=_SERVED)
+    rows = rows.values_list("pk", "type", "value", "status", "retractions")
+    return [row[0] for row in rows.iterator(chunk_size=5000) if served_id(*row[1:]) in wanted]
+
+
+def served_id(type_: str, value: str, status: str, retractions: int) -> str:
+    """The object id of a value in its current generation. STIX revocation is final: a value shared
+    again after its retraction is a new object; the first generation has the id the STIX/TAXII
+    connector gives the value everywhere."""
+    generation = retractions - 1 if status == Delivery.Status.RETRACTED else retractions
+    return stix.object_id(type_, value if generation <= 0 else f"{value}#{generation}")
 
 
 def objects(rows: list[tuple]) -> list[dict]:
@@ -107,9 +116,9 @@ def objects(rows: list[tuple]) -> list[dict]:
 
 
 def indicator_object(row: tuple, indicator: Indicator | None) -> dict:
-    _, _, type_, value, status, shared, version = row
+    _, _, type_, value, status, shared, version, retractions = row
     created = min(indicator.first_seen if indicator else shared, version)
-    obj = {"type": "indicator", "spec_version": "2.1", "id": stix.object_id(type_, value),
+    obj = {"type": "indicator", "spec_version": "2.1", "id": served_id(type_, value, status, retractions),
            "created": stix_time(created), "modified": stix_time(version), "name": value,
            "pattern": stix.pattern(type_, value), "pattern_type": "stix", "valid_from": stix_time(created)}
     if indicator is not None:
@@ -126,7 +135,7 @@ def indicator_object(row: tuple, indicator: Indicator | None) -> dict:
 
 
 def manifest(rows: list[tuple]) -> list[dict]:
-    return [{"id": stix.object_id(row[2], row[3]), "date_added": taxii_time(row[6]),
+    return [{"id": served_id(row[2], row[3], row[4], row[7]), "date_added": taxii_time(row[6]),
              "version": stix_time(row[6]), "media_type": MEDIA_STIX} for row in rows]
 
 

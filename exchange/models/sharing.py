@@ -110,6 +110,9 @@ class Delivery(models.Model):
     version = models.DateTimeField(null=True, blank=True)
     shared_at = models.DateTimeField(null=True, blank=True)
     retracted_at = models.DateTimeField(null=True, blank=True)
+    # How often the value was taken back from the destination: a destination that cannot bring a
+    # revoked object back (STIX revocation is final) publishes a re-shared value under a new id.
+    retractions = models.PositiveSmallIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -147,6 +147,17 @@ class ObjectTests(TaxiiServerTestCase):
         self.assertIs(objects[URLS[1]]["revoked"], True)
         self.assertNotIn("revoked", objects[URLS[0]])
 
+    def test_a_value_shared_again_after_its_revocation_is_a_new_object(self):
+        first_id = stix.object_id("url", URLS[1])
+        Indicator.objects.filter(value=URLS[1]).update(active=False)
+        run_share(self.config.pk)
+        Indicator.objects.filter(value=URLS[1]).update(active=True, updated=timezone.now())
+        run_share(self.config.pk)
+        [again] = [obj for obj in self.get(self.objects_url()).json()["objects"] if obj["name"] == URLS[1]]
+        self.assertNotEqual(again["id"], first_id)  # STIX revocation is final: the old id stays revoked
+        self.assertNotIn("revoked", again)
+        self.assertEqual(self.get(reverse("taxii-object", args=[self.collection, again["id"]])).status_code, 200)
+
     def test_a_value_whose_indicator_aged_out_of_the_store_is_still_described(self):
         Indicator.objects.filter(value=URLS[2]).delete()
         run_share(self.config.pk)
