@@ -43,6 +43,12 @@ def message_of(response: requests.Response) -> str:
     return excerpt(response.text) or response.reason or f"HTTP {response.status_code}"
 
 
+def refused_key(response: requests.Response) -> bool:
+    """MISP's answer to a wrong, disabled or missing key (AppController: "Authentication failed...")."""
+    return response.status_code == 401 or (
+        response.status_code == 403 and "authentication failed" in message_of(response).lower())
+
+
 def validation_errors(errors: Any) -> str:
     """``{"value": ["Domain has an invalid format..."]}`` as one line: "value: Domain has ..."."""
     if isinstance(errors, dict):
@@ -87,7 +93,7 @@ class MispClient:
     def failure(self, method: str, path: str, response: requests.Response) -> ConnectorError:
         """What a non-200 answer means, as a ConnectorError (permanent when a person must act)."""
         status, where, said = response.status_code, f"{method} {self.url(path)}", message_of(response)
-        if status == 401 or (status == 403 and "authentication failed" in said.lower()):
+        if refused_key(response):
             return ConnectorError(f"MISP refused the API key ({where} answered {status}: {said}): check the API key "
                                   "and that its user is enabled and allowed to use the API", permanent=True)
         if status == 403:
@@ -145,13 +151,12 @@ class MispClient:
                 return
             raise ConnectorError(f"MISP refused to create the tag {name!r}: {validation_errors(body['errors'])}",
                                  permanent=True)
-        error = self.failure("POST", "/tags/add", response)
-        if response.status_code == 403 and error.permanent and "API key" not in str(error):
+        if response.status_code == 403 and not refused_key(response):
             raise ConnectorError(
                 f"the tag {name!r} does not exist in MISP and its user may not create tags ({message_of(response)}): "
                 "create the tag in MISP, or give the user's role the tag editor permission; without the tag, "
                 "what CTE shares would come back from MISP as new sightings", permanent=True)
-        raise error
+        raise self.failure("POST", "/tags/add", response)
 
 
 def _rate_limit(response: requests.Response) -> str:

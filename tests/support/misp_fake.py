@@ -309,14 +309,19 @@ class FakeMisp:
         page = body.get("page") if isinstance(body, dict) else None
         with self._lock:
             for failure in self.failures:
-                if path.startswith(failure["path"]) and failure.get("page") in (None, page) and failure["times"]:
+                if not path.startswith(failure["path"]) or failure.get("page") not in (None, page):
+                    continue
+                if failure["after"]:
+                    failure["after"] -= 1
+                elif failure["times"]:
                     failure["times"] -= 1
                     return failure["status"]
         return None
 
-    def fail(self, path: str, status: int = 500, *, times: int = 1, page: int | None = None) -> None:
-        """Answer the next ``times`` calls to ``path`` (and ``page`` of a search) with ``status``."""
-        self.failures.append({"path": path, "page": page, "status": status, "times": times})
+    def fail(self, path: str, status: int = 500, *, times: int = 1, page: int | None = None, after: int = 0) -> None:
+        """Answer ``times`` calls to paths starting with ``path`` (and ``page`` of a search) with
+        ``status``, after letting ``after`` of them through."""
+        self.failures.append({"path": path, "page": page, "status": status, "times": times, "after": after})
 
     def rate_limit(self) -> tuple[int, dict] | None:
         """MISP's RateLimitComponent::check for a search: None when not enforced, else the status
