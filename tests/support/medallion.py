@@ -253,9 +253,11 @@ class Medallion:
         return app
 
     def _gate(self, environ, start_response):
-        hit = Hit(environ["REQUEST_METHOD"], environ["PATH_INFO"], parse_qs(environ.get("QUERY_STRING", "")),
-                  {name[5:].replace("_", "-").title(): value for name, value in environ.items()
-                   if name.startswith("HTTP_")} | {"Content-Type": environ.get("CONTENT_TYPE", "")})
+        headers = {name[5:].replace("_", "-").title(): value for name, value in environ.items()
+                   if name.startswith("HTTP_")}
+        headers.update({"Content-Type": environ.get("CONTENT_TYPE", ""),
+                        "Content-Length": environ.get("CONTENT_LENGTH", "")})
+        hit = Hit(environ["REQUEST_METHOD"], environ["PATH_INFO"], parse_qs(environ.get("QUERY_STRING", "")), headers)
         with self._lock:
             self.requests.append(hit)
             fault = next((f for f in self.faults if f.times > 0 and f.when(hit)), None)
