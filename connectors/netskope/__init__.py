@@ -15,10 +15,12 @@ from django import forms
 
 from connectors.base import Action, Batch, Connector, ConnectorError, Context, Outbound, PushResult
 from connectors.netskope.alerts import TYPES, AlertPull, index_name, start_of
-from connectors.netskope.client import TenantClient, load_tenant, route
+from connectors.netskope.client import TenantClient, load_tenant, route, tenant_session
 from connectors.netskope.lists import HASH_LIST_MAX_BYTES, MB, URL_LIST_MAX_MB, lists_of, replace_hashes
 from connectors.netskope.tenant import check_tenant, one_writer_per_list
 from connectors.registry import register
+
+__all__ = ["Netskope", "TenantClient", "check_tenant", "tenant_session"]
 
 URL_TYPES = ("url", "domain", "hostname", "ipv4")  # the tenant refuses IPv6 entries
 HASH_TYPES = ("md5", "sha256")

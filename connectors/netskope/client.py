@@ -155,5 +155,5 @@ def tenant_session(tenant) -> requests.Session:
     from exchange.models import Settings
 
     general = Settings.load()
-    return route(new_session(verify=general.ssl_verify, retries=2, backoff=0.5, max_retry_after=10),
+    return route(new_session(verify=general.ssl_verify, retries=1, backoff=0.5, max_retry_after=10),
                  general.proxy() if tenant.use_proxy else None)
