@@ -142,8 +142,8 @@ class Misp(Connector):
         found = client.search_attributes(search_query(ctx.settings, window, 1, 1))
         tag = sharing.loop_tag(ctx.settings)
         tagged = "exists" if client.tag_exists(tag) else "will be created by the first share (tag editor permission)"
-        recent = "there are" if found else "there are none yet of"
-        return (f"MISP {version} at {client.base}: the API key works; {recent} the chosen attributes in the last "
+        what = "finds attributes" if found else "finds no attribute yet"
+        return (f"MISP {version} at {client.base}: the API key works; the search {what} to pull from the last "
                 f"{ctx.config.initial_range} days; the loop-prevention tag {tag!r} {tagged}")
 
     def pull(self, ctx: Context) -> Iterator[Batch]:

@@ -8,7 +8,9 @@ import sys
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import TestCase, TransactionTestCase, override_settings
+from django.urls import reverse
 
 from connectors.base import ConnectorError, Context
 from connectors.http import session_for
@@ -278,9 +280,15 @@ class ValidateTests(MispTestCase):
     def test_test_connection_reports_version_key_search_and_tag(self):
         analyst_event(self.misp)
         message = self.validate(misp_config(self.misp))
-        self.assertEqual(message, f"MISP {FakeMisp.VERSION} at {self.misp.base_url}: the API key works; there are the "
-                                  "chosen attributes in the last 14 days; the loop-prevention tag 'cte:shared' will "
-                                  "be created by the first share (tag editor permission)")
+        self.assertEqual(message, f"MISP {FakeMisp.VERSION} at {self.misp.base_url}: the API key works; the search "
+                                  "finds attributes to pull from the last 14 days; the loop-prevention tag "
+                                  "'cte:shared' will be created by the first share (tag editor permission)")
+
+    def test_test_connection_on_an_empty_misp_with_the_tag(self):
+        self.misp.state.tags["cte:shared"] = {"id": 7, "name": "cte:shared", "colour": "#0b6e99"}
+        message = self.validate(misp_config(self.misp))
+        self.assertIn("the search finds no attribute yet to pull", message)
+        self.assertTrue(message.endswith("the loop-prevention tag 'cte:shared' exists"))
 
     def test_test_connection_names_a_wrong_key(self):
         with self.assertRaises(ConnectorError) as caught:
@@ -347,3 +355,37 @@ class KilledPullTests(TransactionTestCase):
         self.assertEqual(resumed.received, 10 - committed)
         self.assertEqual(Indicator.objects.count(), 10)
         self.assertEqual(set(Sighting.objects.values_list("hits", flat=True)), {1})
+
+
+class AdminTests(TestCase):
+    def setUp(self):
+        user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+        self.client.force_login(user)
+
+    def post(self, connector: str, **fields) -> PluginConfig:
+        url = reverse("admin:exchange_pluginconfig_add") + f"?connector={connector}"
+        page = self.client.get(url)
+        self.assertContains(page, 'name="cfg_types"')
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(url, {
+                "name": connector, "enabled": "on", "sync_interval": 60, "initial_range": 14, "aging_days": 90,
+                "reputation": 5, "ssl_verify": "unknown", **fields})
+        self.assertEqual(response.status_code, 302, response.content.decode()[:3000])
+        return PluginConfig.objects.get(name=connector)
+
+    def test_a_misp_instance_is_configured_in_the_admin_with_its_key_kept_apart(self):
+        config = self.post("misp", cfg_url="https://misp.example.org", cfg_api_key="s3cr3t-misp-key",
+                           cfg_types=["md5", "sha256"])
+        self.assertEqual(config.settings, {
+            "url": "https://misp.example.org", "types": ["md5", "sha256"], "include_non_ids": False,
+            "published_only": False, "loop_tag": "cte:shared", "page_size": 1000, "batch_size": 2500})
+        self.assertEqual(config.get_secrets(), {"api_key": "s3cr3t-misp-key"})
+        page = self.client.get(reverse("admin:exchange_pluginconfig_change", args=[config.pk]))
+        self.assertNotContains(page, "s3cr3t-misp-key")
+
+    def test_a_misp_feed_is_configured_in_the_admin(self):
+        config = self.post("misp_feed", cfg_url="https://www.circl.lu/doc/misp/feed-osint/", cfg_types=["url"],
+                           cfg_include_non_ids="on")
+        self.assertEqual(config.settings, {
+            "url": "https://www.circl.lu/doc/misp/feed-osint/", "types": ["url"], "include_non_ids": True,
+            "loop_tag": "cte:shared", "username": ""})

@@ -2,6 +2,7 @@
 API: one event per run with all its batches, the loop-prevention tag, MISP's refusals recorded
 per value, an existing event, and loop prevention end to end (share, then pull from the same MISP)."""
 
+from django.core.exceptions import ValidationError
 from django.test import TestCase, override_settings
 
 from connectors.misp.push import RUNS_KEY, CreateEventForm
@@ -218,3 +219,11 @@ class LoopPreventionTests(PushTestCase):
         back = set(Sighting.objects.filter(source=unguarded).values_list("indicator__value", flat=True))
         self.assertTrue({"shared.example", "198.51.100.5"} <= back)
         self.assertEqual(Indicator.objects.get(value="shared.example").sightings.count(), 2)
+
+
+class ParameterTests(PushTestCase):
+    def test_an_existing_event_must_be_an_id_or_a_uuid(self):
+        with self.assertRaises(ValidationError) as caught:
+            self.sharing(event_id="last week's event")
+        self.assertIn("Create event: event_id: An event id (digits) or UUID.", caught.exception.messages)
+        self.assertEqual(self.sharing("by-id", event_id=" 42 ").params["event_id"], "42")

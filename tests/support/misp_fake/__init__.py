@@ -30,71 +30,22 @@ import uuid as uuids
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 from tests.support.httpserver import LocalServer, Reply
+from tests.support.misp_fake.rules import (
+    AUTH_FAILED,
+    CATEGORIES,
+    DEFAULT_CATEGORY,
+    attribute_errors,
+    error,
+    matches,
+    refusal,
+    true,
+    validate_value,
+)
 
-AUTH_FAILED = ("Authentication failed. Please make sure you pass the API key of an API enabled user along in the "
-               "Authorization header.")
-DEFAULT_CATEGORY = {"md5": "Payload delivery", "sha1": "Payload delivery", "sha256": "Payload delivery",
-                    "filename|md5": "Payload delivery", "filename|sha1": "Payload delivery",
-                    "filename|sha256": "Payload delivery", "malware-sample": "Payload delivery",
-                    "email-src": "Payload delivery", "regkey": "Persistence mechanism", "text": "Other",
-                    "comment": "Other", "vulnerability": "External analysis", "filename": "Payload delivery"}
-NETWORK_TYPES = ("url", "uri", "domain", "hostname", "ip-src", "ip-dst", "ip-src|port", "ip-dst|port",
-                 "hostname|port", "domain|ip", "email", "email-dst", "port", "AS")
-CATEGORIES = ("Internal reference", "Targeting data", "Antivirus detection", "Payload delivery", "Artifacts dropped",
-              "Payload installation", "Persistence mechanism", "Network activity", "Payload type", "Attribution",
-              "External analysis", "Financial fraud", "Support Tool", "Social network", "Person", "Other")
-_HASH = {"md5": 32, "sha1": 40, "sha256": 64}
-_DOMAIN = re.compile(r"^[A-Z0-9.\-_]+\.[A-Z0-9\-]{2,}$", re.IGNORECASE)
-_EMAIL = re.compile(r"^.[^\s]*@.*\..*$", re.IGNORECASE)
-
-
-def _ip(value: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False
-
-
-def _port(value: str) -> bool:
-    return value.isdigit() and 1 <= int(value) <= 65535
-
-
-def validate_value(kind: str, value: str) -> str | None:
-    """MISP's AttributeValidationTool::validate for the types the fake knows: None or the message."""
-    if kind in _HASH:
-        ok = re.fullmatch(f"[0-9a-f]{{{_HASH[kind]}}}", value)
-        return None if ok else (f"Checksum has an invalid length or format (expected: {_HASH[kind]} hexadecimal "
-                                'characters). Please double check the value or select type "other".')
-    if kind.startswith("filename|") or kind == "malware-sample":
-        length = _HASH[kind.split("|")[1] if "|" in kind else "md5"]
-        ok = re.fullmatch(rf".+\|[0-9a-f]{{{length}}}", value)
-        return None if ok else (f"Checksum has an invalid length or format (expected: filename|{length} hexadecimal "
-                                'characters). Please double check the value or select type "other".')
-    if kind in ("ip-src", "ip-dst"):
-        address, _, prefix = value.partition("/")
-        if prefix and not (prefix.isdigit() and int(prefix) <= (32 if "." in address else 128)):
-            return "Invalid CIDR notation value found."
-        return None if _ip(address) else "IP address has an invalid format."
-    if kind in ("ip-src|port", "ip-dst|port", "hostname|port", "domain|ip"):
-        first, _, second = value.partition("|")
-        if not (_DOMAIN.match(first) if kind in ("hostname|port", "domain|ip") else _ip(first)):
-            return {"domain|ip": "Domain", "hostname|port": "Hostname"}.get(kind, "IP address") + \
-                " has an invalid format."
-        if kind == "domain|ip":
-            return None if _ip(second) else "IP address has an invalid format."
-        return None if _port(second) else "Port numbers have to be integers between 1 and 65535."
-    if kind in ("domain", "hostname"):
-        return None if _DOMAIN.match(value) else \
-            f'{kind.capitalize()} has an invalid format. Please double check the value or select type "other".'
-    if kind in ("email", "email-src", "email-dst"):
-        return None if _EMAIL.match(value) else \
-            'Email address has an invalid format. Please double check the value or select type "other".'
-    return "Value must not contain new line character." if "\n" in value else None
+__all__ = ["CATEGORIES", "FakeMisp", "Role", "serve_feed", "validate_value"]
 
 
 @dataclass
@@ -303,7 +254,7 @@ class FakeMisp:
             if match and verb == method:
                 with self._lock:
                     return getattr(self, name)(body, *match.groups())
-        return 404, _error("Not Found", path), {}
+        return 404, error("Not Found", path), {}
 
     def _forced(self, path: str, body) -> int | None:
         page = body.get("page") if isinstance(body, dict) else None
@@ -362,23 +313,24 @@ class FakeMisp:
         limited = self.rate_limit()
         headers = limited[1] if limited else {}
         if limited and limited[0] == 405:
-            return 405, _error("API searches are not allowed for this user role.", "/attributes/restSearch"), {}
+            return 405, error("API searches are not allowed for this user role.", "/attributes/restSearch"), {}
         if limited and limited[0] == 429:
-            return 429, _error("Rate limit exceeded.", "/attributes/restSearch"), headers
+            return 429, error("Rate limit exceeded.", "/attributes/restSearch"), headers
         query = body if isinstance(body, dict) else {}
         if query.get("returnFormat", "json") != "json":
-            return 400, _error("The fake answers returnFormat json only.", "/attributes/restSearch"), {}
-        found = [a for a in sorted(self.state.attributes.values(), key=lambda a: a["id"]) if _matches(self, a, query)]
+            return 400, error("The fake answers returnFormat json only.", "/attributes/restSearch"), {}
+        found = [a for a in sorted(self.state.attributes.values(), key=lambda a: a["id"])
+                 if matches(a, self.state.events[a["event_id"]], query)]
         if query.get("limit"):
             limit, page = int(query["limit"]), int(query.get("page") or 1)
             found = found[(page - 1) * limit: page * limit]
-        event_tags = _true(query.get("includeEventTags"))
+        event_tags = true(query.get("includeEventTags"))
         return 200, {"response": {"Attribute": [self.render_attribute(a, event_tags=event_tags) for a in found]}}, \
             headers
 
     def _add_event(self, body):
         if not self.role.perm_add:
-            return 403, _error("You do not have permission to use this functionality.", "/events/add"), {}
+            return 403, error("You do not have permission to use this functionality.", "/events/add"), {}
         data = body.get("Event", body) if isinstance(body, dict) else {}
         errors = {}
         if not str(data.get("info") or "").strip():
@@ -387,10 +339,10 @@ class FakeMisp:
             if name in data and not (str(data[name]).isdigit() and int(data[name]) in allowed):
                 errors[name] = ["Options : " + ", ".join(map(str, allowed))]
         if errors:
-            return 403, _refusal("Event", "/events/add", errors), {}
+            return 403, refusal("Event", "/events/add", errors), {}
         event = self._new_event(data, None)
         for attribute in data.get("Attribute") or []:  # invalid ones are dropped (MISP only logs them)
-            if not self._attribute_errors(event, attribute):
+            if not attribute_errors(self.attributes(event["id"]), attribute):
                 self._store_attribute(event, attribute)
         return 200, self.render_event(event), {}
 
@@ -400,14 +352,14 @@ class FakeMisp:
     def _add_attributes(self, body, key):
         event = self._event(key)
         if event is None:
-            return 404, _error("Invalid event", f"/attributes/add/{key}"), {}
+            return 404, error("Invalid event", f"/attributes/add/{key}"), {}
         if not self.role.perm_add:
-            return 403, _error("You do not have permission to do that.", f"/attributes/add/{key}"), {}
+            return 403, error("You do not have permission to do that.", f"/attributes/add/{key}"), {}
         data = body.get("Attribute", body) if isinstance(body, dict) else body
         attributes = data if isinstance(data, list) else [data]
         saved, fails = [], {}
         for index, attribute in enumerate(attributes):
-            errors = self._attribute_errors(event, attribute)
+            errors = attribute_errors(self.attributes(event["id"]), attribute)
             if errors:
                 fails[f"attribute_{index}"] = errors
             else:
@@ -416,116 +368,35 @@ class FakeMisp:
             event["published"] = False
         if not saved:  # one attribute's errors come alone, several under "attribute_<index>"
             errors = fails if len(attributes) > 1 else fails["attribute_0"]
-            return 403, _refusal("Attribute", "/attributes/add", errors), {}
+            return 403, refusal("Attribute", "/attributes/add", errors), {}
         rendered = [{k: v for k, v in self.render_attribute(a).items() if k != "Event"} for a in saved]
         answer = {"Attribute": rendered[0]} if len(rendered) == 1 else {"Attribute": rendered}
         return 200, {**answer, **({"errors": fails} if fails else {})}, {}
 
-    def _attribute_errors(self, event: dict, attribute) -> dict:
-        if not isinstance(attribute, dict) or not attribute.get("type"):
-            return {"type": ["Options depend on the selected category."]}
-        kind, value = attribute["type"], str(attribute.get("value") or "")
-        if kind not in DEFAULT_CATEGORY and kind not in NETWORK_TYPES:
-            return {"type": ["Options depend on the selected category."]}
-        if attribute.get("category") and attribute["category"] not in CATEGORIES:
-            return {"category": ["Options : " + ", ".join(CATEGORIES)]}
-        if kind in _HASH or kind in ("domain", "hostname") or kind.startswith("filename|"):
-            value = value.lower()  # MISP's modifyBeforeValidation
-        problem = "Value not in the right type/format." if not value else validate_value(kind, value)
-        if problem:
-            return {"value": [problem]}
-        for name in ("first_seen", "last_seen"):
-            if attribute.get(name) and not _iso(attribute[name]):
-                return {name: ["Invalid ISO 8601 format"]}
-        if any(a["type"] == kind and a["value"] == value and not a["deleted"] for a in self.attributes(event["id"])):
-            return {"value": ["A similar attribute already exists for this event."]}
-        attribute["value"] = value
-        return {}
-
     def _publish(self, body, key):
         event = self._event(key)
         if event is None:
-            return 404, _error("Invalid event.", f"/events/publish/{key}"), {}
+            return 404, error("Invalid event.", f"/events/publish/{key}"), {}
         if not self.role.perm_publish:
-            return 403, _error("You do not have permission to use this functionality.", "/events/publish"), {}
+            return 403, error("You do not have permission to use this functionality.", "/events/publish"), {}
         event["published"] = True
         return 200, {"saved": True, "success": True, "name": "Job queued", "message": "Job queued",
                      "url": f"/events/publish/{event['id']}", "id": self._n(event["id"])}, {}
 
     def _search_tags(self, body, term):
-        from urllib.parse import unquote
-
         needle = unquote(term).lower()
         return 200, [{"Tag": self._tag(name)} for name in self.state.tags if needle in name.lower()], {}
 
     def _add_tag(self, body):
         if not self.role.perm_tag_editor:
-            return 403, _error("You do not have permission to use this functionality.", "/tags/add"), {}
+            return 403, error("You do not have permission to use this functionality.", "/tags/add"), {}
         data = body.get("Tag", body) if isinstance(body, dict) else {}
         name = str(data.get("name") or "").strip()
         if not name or name in self.state.tags:
             errors = {"name": ["A similar name already exists." if name else "This field cannot be left empty."]}
-            return 403, _refusal("Tag", "/tags/add", errors), {}
+            return 403, refusal("Tag", "/tags/add", errors), {}
         self.state.tags[name] = {"id": self._id(), "name": name, "colour": data.get("colour") or "#999999"}
         return 200, {"Tag": self._tag(name)}, {}
-
-
-def _error(message: str, url: str) -> dict:
-    return {"name": message, "message": message, "url": url}
-
-
-def _refusal(model: str, url: str, errors) -> dict:
-    """RestResponseComponent::saveFailResponse."""
-    return {"saved": False, "name": f"Could not add {model}", "message": f"Could not add {model}", "url": url,
-            "errors": errors}
-
-
-def _true(value) -> bool:
-    return value is True or str(value).lower() in ("1", "true")
-
-
-def _iso(value) -> bool:
-    from datetime import datetime
-
-    try:
-        datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return True
-    except ValueError:
-        return False
-
-
-def _since(value) -> int:
-    """A restSearch time: epoch seconds, or "5d" / "12h" / "30m" before now."""
-    text = str(value).strip()
-    match = re.fullmatch(r"(\d+)([dhm])", text)
-    if match:
-        return int(time.time()) - int(match[1]) * {"d": 86400, "h": 3600, "m": 60}[match[2]]
-    return int(text)
-
-
-def _matches(fake: FakeMisp, attribute: dict, query: dict) -> bool:
-    """Does ``attribute`` pass the restSearch filters of ``query``?"""
-    event = fake.state.events[attribute["event_id"]]
-    types = query.get("type")
-    if types and attribute["type"] not in ([types] if isinstance(types, str) else types):
-        return False
-    if "to_ids" in query and attribute["to_ids"] != _true(query["to_ids"]):
-        return False
-    if attribute["deleted"] != _true(query.get("deleted", False)):
-        return False
-    if "published" in query and event["published"] != _true(query["published"]):
-        return False
-    stamp = query.get("timestamp", query.get("attribute_timestamp"))
-    if stamp is not None:
-        low, high = (_since(stamp[0]), _since(stamp[1])) if isinstance(stamp, list) else (_since(stamp), None)
-        if attribute["timestamp"] < low or (high is not None and attribute["timestamp"] > high):
-            return False
-    tags = query.get("tags") or []
-    names = set(attribute["tags"]) | set(event["tags"])
-    wanted = [tag for tag in ([tags] if isinstance(tags, str) else tags) if not tag.startswith("!")]
-    if any(tag.startswith("!") and tag[1:] in names for tag in ([tags] if isinstance(tags, str) else tags)):
-        return False
-    return not wanted or bool(names & set(wanted))
 
 
 def serve_feed(server: LocalServer, folder: Path, prefix: str = "/feed/") -> str:
