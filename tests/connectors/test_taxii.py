@@ -16,6 +16,7 @@ from connectors.taxii.withdraw import expire_withdrawn
 from exchange.ingest import ingest_batch
 from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Sighting
 from exchange.pull import run_pull
+from tests.connectors.test_http import tls_context
 from tests.support.factories import make_config
 from tests.support.httpserver import LocalServer, Reply
 from tests.support.medallion import READ_ID, WRITE_ID, MedallionMixin
@@ -285,6 +286,32 @@ class WithdrawnTests(TaxiiTestCase):
         self.assertEqual(kept.expires_at, kept.sightings.get(source=other).expires_at)
 
 
+class ExpireWithdrawnTests(TestCase):
+    def setUp(self):
+        self.taxii_source = make_config("taxii source", connector="taxii")
+        now = timezone.now()
+        ingest_batch(self.taxii_source, [Record("http://gone.example/", "url"), Record("kept.example", "domain"),
+                                         Record("198.51.100.9", "ipv4")], now)
+        forever = make_config("forever", aging_days=0)
+        ingest_batch(forever, [Record("kept.example", "domain")], now)
+        ingest_batch(make_config("unrelated"), [Record("other.example", "domain")], now)
+
+    def test_only_this_source_s_sightings_of_the_values_expire(self):
+        now = timezone.now()
+        expired = expire_withdrawn(self.taxii_source, [("url", "HTTP://GONE.example/"), ("domain", "kept.example"),
+                                                       ("domain", "other.example"), ("ipv4", "not an address")], now)
+
+        self.assertEqual(expired, 2)
+        gone = Indicator.objects.get(value="http://gone.example/")
+        self.assertEqual((gone.active, gone.expires_at), (False, now))
+        kept = Indicator.objects.get(value="kept.example")
+        self.assertEqual((kept.active, kept.expires_at), (True, None))  # another source's sighting never expires
+        self.assertEqual(kept.sightings.get(source=self.taxii_source).expires_at, now)
+        self.assertTrue(Indicator.objects.get(value="other.example").active)  # this source never reported it
+        self.assertTrue(Indicator.objects.get(value="198.51.100.9").active)  # not withdrawn
+        self.assertEqual(expire_withdrawn(self.taxii_source, [("url", "http://gone.example/")], now), 0)
+
+
 class FailureTests(TaxiiTestCase):
     def assertDisabledWith(self, config: PluginConfig, run: Run, *fragments: str):
         config.refresh_from_db()
@@ -339,7 +366,9 @@ class ValidateTests(TaxiiTestCase):
         with LocalServer() as web:
             web.route("/", Reply(200, "<html>hello</html>", {"Content-Type": "text/html"}))
             web.route("/json", Reply(200, '{"hello": "world"}', {"Content-Type": "application/json"}))
+            web.route("/forbidden/", Reply(403, '{"title": "Forbidden"}', {"Content-Type": "application/json"}))
             cases = {
+                web.url("/forbidden/"): "HTTP 403 (Forbidden): these credentials may not do that",
                 web.url("/"): "not a TAXII server",
                 web.url("/json"): "not a TAXII server",
                 self.taxii.base_url + "/nowhere/": "HTTP 404",
@@ -351,6 +380,9 @@ class ValidateTests(TaxiiTestCase):
         with self.assertRaises(ConnectorError) as caught:
             self.validate(self.config("closed", url="http://127.0.0.1:9/taxii2/"))
         self.assertIn("cannot connect", str(caught.exception))
+        with LocalServer(tls=tls_context()) as secure, self.assertRaises(ConnectorError) as caught:
+            self.validate(self.config("self-signed", url=secure.url("/taxii2/")))
+        self.assertIn("TLS failed: certificate verify failed", str(caught.exception))
         with self.assertRaises(ConnectorError) as caught:
             self.validate(self.config("wrong password", password="nope"))
         self.assertTrue(caught.exception.permanent)
