@@ -87,6 +87,8 @@ class _Feed:
         url = self.base + name
         try:
             response = self.ctx.session.get(url, auth=self.auth)
+        except requests.exceptions.ChunkedEncodingError:
+            raise ConnectorError(f"{url}: the transfer broke off before the end of the file") from None
         except requests.RequestException as exc:
             raise ConnectorError(f"{url}: {describe(exc)}") from None
         if response.status_code in (401, 403):

@@ -22,6 +22,7 @@ from connectors.misp.feed import MispFeed
 from connectors.misp.mapping import CTE_TYPES
 from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Sighting
 from exchange.pull import run_pull
+from tests.connectors.test_webfeed import cut_after
 from tests.support.factories import make_config
 from tests.support.httpserver import LocalServer, Reply, Seen
 from tests.support.misp_fake import serve_feed
@@ -173,6 +174,19 @@ class ResumeTests(FeedTestCase):
         self.assertEqual(set(Sighting.objects.values_list("hits", flat=True)), {1})
         config.refresh_from_db()
         self.assertIsNone(config.cursor)
+
+    @override_settings(CTE_HTTP_RETRIES=0)
+    def test_a_transfer_cut_off_fails_the_run_rather_than_rejecting_the_event_and_the_next_run_reads_it(self):
+        malware = (FOLDER / f"{MALWARE}.json").read_bytes()
+        self.server.route(f"/feed/{MALWARE}.json", Reply(chunks=cut_after(malware, 300)), Reply(body=malware))
+        config = self.config()
+        failed = self.pull(config)
+        self.assertEqual(failed.status, Run.Status.FAILED)
+        self.assertEqual(failed.error, f"{self.url}{MALWARE}.json: the transfer broke off before the end of the file")
+        self.assertEqual(RejectedRecord.objects.filter(value=f"{MALWARE}.json").count(), 0)
+        resumed = self.pull(config)
+        self.assertEqual(resumed.status, Run.Status.SUCCESS, resumed.error)
+        self.assertEqual(self.values(), EXPECTED)
 
     @override_settings(CTE_HTTP_RETRIES=0)
     def test_a_resumed_first_pull_keeps_the_first_attempt_s_range(self):
