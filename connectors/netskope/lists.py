@@ -68,6 +68,8 @@ class UrlLists:
                 raise ConnectorError(f"tenant {self.client.name} answered {what} with {response.status_code}: {lists}")
             found = next((item for item in lists if isinstance(item, dict) and item.get("name") == name), None)
             self.known[name] = UrlList.of(found) if found else None
+            # Changes a failed run left undeployed go out with this run's deploy.
+            self.changed = self.changed or bool(found and found.get("pending"))
         return self.known[name]
 
     def append(self, params: dict, max_bytes: int, values: list[str]) -> PushResult:

@@ -4,7 +4,7 @@ and refused tokens."""
 
 import time
 
-from django.test import TestCase
+from django.test import TestCase, override_settings
 from django.utils import timezone
 
 from connectors.base import Record
@@ -265,3 +265,19 @@ class FileHashListTests(NetskopePushTestCase):
         config = self.hash_share()
         self.assertEqual(config.get_action().max_bytes, 8 * MB)
         self.assertEqual(config.get_action().mode, "replace")
+
+
+class DeployTests(NetskopePushTestCase):
+    @override_settings(CTE_HTTP_RETRIES=0)
+    def test_changes_a_failed_run_left_pending_are_deployed_by_the_next_run(self):
+        feed(self.source, *URLS[:2])
+        config = self.url_share()
+        self.fake.fail(URLLIST + "/deploy", times=1, status=503)
+        failed = run_share(config.pk)
+        self.assertEqual((failed.status, failed.shared), (Run.Status.FAILED, 2))
+        self.assertIn("answered 503", failed.error)
+        self.assertTrue(self.fake.url_list("cte-urls").pending)
+        self.assertIsNone(self.fake.deployed("cte-urls"))
+        feed(self.source, URLS[2])
+        run_share(config.pk)
+        self.assertEqual(sorted(self.fake.deployed("cte-urls")), URLS[:3])
