@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import requests
 from django import forms
 from django.utils import timezone
 
@@ -36,6 +37,7 @@ from connectors.taxii.client import (
     Server,
     auth_for,
     collections,
+    excerpt,
     explained,
     fetch,
     iter_chosen,
@@ -52,6 +54,7 @@ DEFAULT_MAX_CONTENT = 10_000_000  # when the API root does not say
 POLL_TIMEOUT = 60.0  # seconds a push waits for the server to finish its status
 POLL_FIRST, POLL_MAX = 0.25, 5.0  # seconds between status polls: from the first, doubling up to the max
 READ_IDS = 50  # object ids per request when reading back what to revoke
+REFUSED = (400, 413, 422)  # answers about one envelope, not about the server
 
 
 class TaxiiForm(forms.Form):
@@ -90,6 +93,10 @@ class TaxiiForm(forms.Form):
         if data.get("auth") == "bearer" and not data.get("token"):
             self.add_error("token", "Give the bearer token.")
         return data
+
+
+class _Refused(Exception):
+    """The server refused one envelope as a whole (400, 413, 422): its objects fail, the others may go."""
 
 
 class CollectionForm(forms.Form):
@@ -256,20 +263,40 @@ class Taxii(Connector):
         encoded = []
         for value, obj in objects:
             body = stix.encoded(obj)
-            if len(body) + 14 > largest:
+            if len(body) + stix.ENVELOPE > largest:
                 result.failed[value] = f"the object is {len(body):,} bytes: over the server's limit of {largest:,}"
             else:
                 encoded.append((value, body, obj["id"]))
         by_id = {object_id: value for value, _, object_id in encoded}
-        for ids, body in stix.envelopes([(object_id, body) for _, body, object_id in encoded], largest):
-            status = self._post(session, collection, body)
+        envelopes = list(stix.envelopes([(object_id, body) for _, body, object_id in encoded], largest))
+        for index, (ids, body) in enumerate(envelopes):
+            try:
+                status = self._post(session, collection, body)
+            except _Refused as exc:  # this envelope only: the others may go
+                result.failed.update({by_id[object_id]: str(exc) for object_id in ids})
+                continue
+            except ConnectorError as exc:
+                if exc.permanent or index == 0:
+                    raise
+                # Earlier envelopes arrived: report them, and leave the rest to the next run.
+                result.failed.update({by_id[object_id]: f"not sent: {exc}" for later, _ in envelopes[index:]
+                                      for object_id in later})
+                return
             _outcome(status, {object_id: by_id[object_id] for object_id in ids}, result)
 
     def _post(self, session: _Remote, collection, body: bytes) -> dict:
         """POST one envelope and poll its status until complete or POLL_TIMEOUT; the last status."""
         url = collection.objects_url
         with explained(f"POST {url}"):
-            status = session.connection.post(url, headers={"Accept": MEDIA_21, "Content-Type": MEDIA_21}, data=body)
+            try:
+                status = session.connection.post(url, headers={"Accept": MEDIA_21, "Content-Type": MEDIA_21},
+                                                 data=body)
+            except requests.HTTPError as exc:
+                if exc.response is None or exc.response.status_code not in REFUSED:
+                    raise
+                detail = excerpt(exc.response)
+                raise _Refused(f"the server refused the envelope: HTTP {exc.response.status_code}"
+                               + (f" ({detail})" if detail else "")) from None
         deadline = time.monotonic() + POLL_TIMEOUT
         wait = POLL_FIRST
         status_url = f"{session.server.root_url}status/{status.get('id')}/"

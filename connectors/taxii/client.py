@@ -92,7 +92,7 @@ def retried(response: requests.Response | None) -> bool:
     return bool(getattr(retry, "history", ()))
 
 
-def _excerpt(response: requests.Response) -> str:
+def excerpt(response: requests.Response) -> str:
     try:
         body = response.json()
         text = " ".join(str(body.get(key)) for key in ("title", "description") if body.get(key))
@@ -114,7 +114,7 @@ def failure(exc: Exception, what: str) -> ConnectorError:
     """A ConnectorError that says what went wrong with ``what`` and what to do about it."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         response = exc.response
-        detail = _excerpt(response)
+        detail = excerpt(response)
         detail = f" ({detail})" if detail else ""
         status = response.status_code
         if status in _PERMANENT:

@@ -34,6 +34,7 @@ PATHS = {
 }
 TYPES = ("url", "domain", "hostname", "ipv4", "ipv6", "cidr", "md5", "sha1", "sha256", "email")
 _OPEN, _CLOSE = b'{"objects":[', b"]}"
+ENVELOPE = len(_OPEN) + len(_CLOSE)  # bytes an envelope adds to its objects
 
 
 def object_id(type_: str, value: str) -> str:

@@ -119,6 +119,40 @@ class PushTests(PushTestCase):
             self.assertRegex(result.failed["huge.bad.example"], r"^the object is 3,\d{3} bytes: over the server's "
                                                                 r"limit of 2,500$")
 
+    def test_an_envelope_the_server_refuses_fails_its_values_and_the_others_go(self):
+        with Medallion(max_content_length=2500) as small:
+            posts = []
+            small.fail(422, lambda hit: hit.method == "POST" and len(posts.append(hit) or posts) == 2, consume=False)
+            items = outbound([("domain", f"host{n}.bad.example") for n in range(30)])
+            result = self.push(items, server=small)
+
+            self.assertEqual([hit.status for hit in self.posts(small)][:3], [202, 422, 202])
+            refused = {value for value, reason in result.failed.items()
+                       if reason == "the server refused the envelope: HTTP 422 (injected failure)"}
+            self.assertTrue(refused)
+            self.assertEqual(set(result.accepted) | refused, {item.value for item in items})
+            self.assertEqual({obj["name"] for obj in self.read_back(small)}, set(result.accepted))
+
+    def test_a_server_gone_after_the_first_envelopes_keeps_what_arrived(self):
+        with Medallion(max_content_length=2500) as small:
+            posts = []
+            small.fail(503, lambda hit: hit.method == "POST" and len(posts.append(hit) or posts) == 3, consume=False)
+            items = outbound([("domain", f"host{n}.bad.example") for n in range(30)])
+            result = self.push(items, server=small)
+
+            stored = {obj["name"] for obj in self.read_back(small)}
+            self.assertEqual(set(result.accepted), stored)
+            self.assertTrue(result.failed)
+            objects_url = f"{small.root_url}collections/{WRITE_ID}/objects/"
+            self.assertEqual(set(result.failed.values()),
+                             {f"not sent: POST {objects_url}: HTTP 503 Injected (injected failure)"})
+            self.assertEqual(set(result.failed) | stored, {item.value for item in items})
+
+        with Medallion() as down:
+            down.fail(503, lambda hit: hit.method == "POST", consume=False)
+            with self.assertRaisesMessage(ConnectorError, "HTTP 503"):
+                self.push(outbound()[:2], server=down)
+
     def test_a_version_the_server_holds_already_is_refused_with_its_message(self):
         moment = timezone.now()
         with mock.patch("connectors.taxii.timezone.now", return_value=moment):
