@@ -107,7 +107,6 @@ class _Remote:
     """The server as one run sees it: where it is, its version, and taxii2-client's connection."""
 
     def __init__(self, ctx: Context):
-        self.settings = ctx.settings
         self.auth = auth_for(ctx.settings, ctx.secrets)
         version = ctx.settings.get("version") or "detect"
         self.server: Server = locate(ctx.session, self.auth, ctx.settings["url"], version)
@@ -128,20 +127,20 @@ class Taxii(Connector):
     secret_fields = ("password", "token")
 
     def validate(self, ctx: Context) -> str:
-        session = _Remote(ctx)
-        access = ", ".join(f"{c.title!r} ({_access(c)})" for c in session.collections) or "none"
-        pulled = [c.title for c in iter_chosen(session.collections, names(ctx.settings.get("collections")))]
-        root = session.server.root_url
-        return (f"TAXII {session.server.version} API root {session.root.title!r} at {root} "
-                f"(largest request {session.max_content_length:,} bytes); collections: {access}; "
+        remote = _Remote(ctx)
+        access = ", ".join(f"{c.title!r} ({_access(c)})" for c in remote.collections) or "none"
+        pulled = [c.title for c in iter_chosen(remote.collections, names(ctx.settings.get("collections")))]
+        root = remote.server.root_url
+        return (f"TAXII {remote.server.version} API root {remote.root.title!r} at {root} "
+                f"(largest request {remote.max_content_length:,} bytes); collections: {access}; "
                 f"a pull reads: {', '.join(pulled) or 'nothing (no collection may be read)'}")
 
     # Pull ----------------------------------------------------------------------------------------
 
     def pull(self, ctx: Context) -> Iterator[Batch]:
         now = timezone.now()
-        session = _Remote(ctx)
-        chosen = list(iter_chosen(session.collections, names(ctx.settings.get("collections"))))
+        remote = _Remote(ctx)
+        chosen = list(iter_chosen(remote.collections, names(ctx.settings.get("collections"))))
         if not chosen:
             raise ConnectorError("no collection at this API root may be read with these credentials", permanent=True)
         resume = ctx.cursor if isinstance(ctx.cursor, dict) and "positions" in ctx.cursor else {}
@@ -157,7 +156,7 @@ class Taxii(Connector):
             what = f"collection {collection.title!r} ({collection.objects_url})"
 
             def page(added_after, token, collection=collection):
-                return fetch(collection, session.connection, session.server.version, added_after, limit, token)
+                return fetch(collection, remote.connection, remote.server.version, added_after, limit, token)
 
             with explained(f"GET {collection.objects_url}"):
                 for objects in read(page, position, what):
@@ -202,20 +201,20 @@ class Taxii(Connector):
                 objects.append((item.value, stix.indicator(item, now)))
             except ValueError as exc:
                 result.failed[item.value] = str(exc)
-        session, collection = self._target(ctx, params)
-        self._send(session, collection, objects, result)
+        remote, collection = self._target(ctx, params)
+        self._send(remote, collection, objects, result)
         return result
 
     def retract(self, ctx: Context, action: Action, params: dict, indicators: list[Outbound]) -> PushResult:
         if not indicators:
             return PushResult()
-        session, collection = self._target(ctx, params)
+        remote, collection = self._target(ctx, params)
         result = PushResult()
         if not collection.can_read:
             reason = "the collection does not allow reading: the shared object cannot be read back to revoke it"
             return PushResult(failed=dict.fromkeys((item.value for item in indicators), reason))
         values = {stix.object_id(item.type, item.value): item.value for item in indicators}
-        current = self._current(session, collection, list(values))
+        current = self._current(remote, collection, list(values))
         objects = []
         for object_id, value in values.items():
             obj = current.get(object_id)
@@ -226,19 +225,19 @@ class Taxii(Connector):
                 objects.append((value, stix.revoked(obj)))
             except ValueError as exc:
                 result.failed[value] = str(exc)
-        self._send(session, collection, objects, result)
+        self._send(remote, collection, objects, result)
         return result
 
     def _target(self, ctx: Context, params: dict):
-        session = _Remote(ctx)
-        if session.server.version != "2.1":
+        remote = _Remote(ctx)
+        if remote.server.version != "2.1":
             raise ConnectorError("adding objects needs a TAXII 2.1 server; this one speaks TAXII 2.0", permanent=True)
         wanted = (params.get("collection") or "").strip()
         if not wanted:
             raise ConnectorError("the sharing configuration names no collection", permanent=True)
-        return session, next(iter_chosen(session.collections, [wanted], write=True))
+        return remote, next(iter_chosen(remote.collections, [wanted], write=True))
 
-    def _current(self, session: _Remote, collection, ids: list[str]) -> dict[str, dict]:
+    def _current(self, remote: _Remote, collection, ids: list[str]) -> dict[str, dict]:
         """The latest version the collection holds of each of ``ids``."""
         found: dict[str, dict] = {}
         for start in range(0, len(ids), READ_IDS):
@@ -257,9 +256,9 @@ class Taxii(Connector):
                     break
         return found
 
-    def _send(self, session: _Remote, collection, objects: list[tuple[str, dict]], result: PushResult) -> None:
+    def _send(self, remote: _Remote, collection, objects: list[tuple[str, dict]], result: PushResult) -> None:
         """POST ``objects`` in envelopes within the server's size limit; record each value's outcome."""
-        largest = session.max_content_length
+        largest = remote.max_content_length
         encoded = []
         for value, obj in objects:
             body = stix.encoded(obj)
@@ -271,7 +270,7 @@ class Taxii(Connector):
         envelopes = list(stix.envelopes([(object_id, body) for _, body, object_id in encoded], largest))
         for index, (ids, body) in enumerate(envelopes):
             try:
-                status = self._post(session, collection, body)
+                status = self._post(remote, collection, body)
             except _Refused as exc:  # this envelope only: the others may go
                 result.failed.update({by_id[object_id]: str(exc) for object_id in ids})
                 continue
@@ -284,12 +283,12 @@ class Taxii(Connector):
                 return
             _outcome(status, {object_id: by_id[object_id] for object_id in ids}, result)
 
-    def _post(self, session: _Remote, collection, body: bytes) -> dict:
+    def _post(self, remote: _Remote, collection, body: bytes) -> dict:
         """POST one envelope and poll its status until complete or POLL_TIMEOUT; the last status."""
         url = collection.objects_url
         with explained(f"POST {url}"):
             try:
-                status = session.connection.post(url, headers={"Accept": MEDIA_21, "Content-Type": MEDIA_21},
+                status = remote.connection.post(url, headers={"Accept": MEDIA_21, "Content-Type": MEDIA_21},
                                                  data=body)
             except requests.HTTPError as exc:
                 if exc.response is None or exc.response.status_code not in REFUSED:
@@ -299,12 +298,12 @@ class Taxii(Connector):
                                + (f" ({detail})" if detail else "")) from None
         deadline = time.monotonic() + POLL_TIMEOUT
         wait = POLL_FIRST
-        status_url = f"{session.server.root_url}status/{status.get('id')}/"
+        status_url = f"{remote.server.root_url}status/{status.get('id')}/"
         while status.get("status") != "complete" and time.monotonic() + wait <= deadline:
             time.sleep(wait)
             wait = min(wait * 2, POLL_MAX)
             with explained(f"GET {status_url}"):
-                status = session.connection.get(status_url, headers={"Accept": MEDIA_21})
+                status = remote.connection.get(status_url, headers={"Accept": MEDIA_21})
         return status
 
 
