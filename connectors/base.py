@@ -54,7 +54,12 @@ class Batch:
 
 @dataclass
 class Context:
-    """What a connector gets for one run."""
+    """What a connector gets for one run.
+
+    ``storage`` is a dict the connector may change, saved when the run succeeds: the plugin
+    configuration's own for a pull, the sharing configuration's for a share run (so that a pull
+    and a share of one configuration never overwrite each other's). ``run_id`` is the Run's id.
+    """
 
     config: Any  # exchange.models.PluginConfig
     settings: dict
@@ -63,6 +68,7 @@ class Context:
     since: datetime | None = None
     cursor: Any = None
     storage: dict = field(default_factory=dict)
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
         ctx = Context(
             config=config, settings=dict(config.settings), secrets=config.get_secrets(),
             session=session_for(config), since=since, cursor=config.cursor, storage=dict(config.storage or {}),
+            run_id=run.pk,
         )
         recorder = _Recorder(run, config)
         hints = MergeHints(Sighting.objects.filter(source=config).exists())

@@ -70,7 +70,7 @@ class _Share:
             self.connector: Connector = config.destination.get_connector()
             self.action: Action = config.get_action()
             self.params = {**config.params, "sharing": config.name}
-            self.ctx = _context(config.destination)
+            self.ctx = _context(config, self.record.pk)
             if self.action.mode == "replace":
                 self._replace()
             else:
@@ -200,7 +200,7 @@ class _Share:
         with transaction.atomic():
             SharingConfig.objects.filter(pk=self.config.pk).update(
                 last_run=self.now, last_status=SharingConfig.Status.OK, last_error="")
-            PluginConfig.objects.filter(pk=self.config.destination_id).update(storage=self.ctx.storage)
+            SharingConfig.objects.filter(pk=self.config.pk).update(storage=self.ctx.storage)
             run = runs.finish(self.record, **self._counters())
         self._analyze()
         if self.counts.notes:
@@ -293,9 +293,10 @@ class _Capacity:
                 "and more recent indicators went first")
 
 
-def _context(destination: PluginConfig) -> Context:
+def _context(config: SharingConfig, run_id: int) -> Context:
+    destination = config.destination
     return Context(config=destination, settings=dict(destination.settings), secrets=destination.get_secrets(),
-                   session=session_for(destination), storage=dict(destination.storage or {}))
+                   session=session_for(destination), storage=dict(config.storage or {}), run_id=run_id)
 
 
 def _digest(rows: list[Row]) -> str:

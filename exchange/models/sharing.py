@@ -56,6 +56,9 @@ class SharingConfig(WithSecrets, models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Full-replace actions: the digest of the set last pushed, to skip a push that changes nothing.
     content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # The destination connector's state for this configuration's share runs (its own, not the
+    # plugin configuration's, which a pull of the same configuration may be writing).
+    storage = models.JSONField(default=dict, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
