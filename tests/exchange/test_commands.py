@@ -128,7 +128,7 @@ class DemoTests(LiveServerTestCase):
     def test_the_demo_loads_and_its_pull_fills_the_store(self):
         call("demo", "--base-url", self.live_server_url)
         call("demo", "--base-url", self.live_server_url)  # safe to run again
-        self.assertEqual(PluginConfig.objects.count(), len(DEMO_CONFIGS))
+        self.assertEqual(PluginConfig.objects.filter(connector="webfeed").count(), len(DEMO_CONFIGS))
         output = call("pull", "--all")
         for demo in DEMO_CONFIGS:
             self.assertIn(f"{demo['name']}: run #", output)
@@ -138,6 +138,25 @@ class DemoTests(LiveServerTestCase):
                          {"ipv4", "ipv6", "cidr", "sha256", "md5", "sha1", "domain", "url", "email"})
         self.assertTrue(RejectedRecord.objects.filter(reason__startswith="ipv4: 999.10.10.10").exists())
         self.assertTrue(Indicator.objects.filter(value="https://account-verify.example.org/login.php").exists())
+
+    def test_the_demo_shares_to_a_firewall_list_and_a_taxii_collection_it_serves(self):
+        import requests
+
+        output = call("demo", "--base-url", self.live_server_url)
+        token = output.split("/feeds/edl/demo-urls.txt with the header 'Authorization: Bearer ", 1)[1].split("'")[0]
+        call("pull", "--all")
+        shared = call("share", "--all")
+        self.assertIn("Demo: URLs to a firewall list: run #", shared)
+        self.assertIn("Demo: hashes to a TAXII collection: run #", shared)
+        answer = requests.get(f"{self.live_server_url}/feeds/edl/demo-urls.txt",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        self.assertEqual(answer.status_code, 200)
+        lines = answer.text.splitlines()
+        self.assertIn("account-verify.example.org/login.php", lines)
+        self.assertNotIn("intranet.example.com/status", lines)  # the seed rule's one exception
+        self.assertTrue(Indicator.objects.filter(value="https://intranet.example.com/status").exists())
+        self.assertEqual(len(lines), Indicator.objects.filter(type="url", active=True).count() - 1)
+        self.assertNotIn("demo: created", call("demo", "--base-url", self.live_server_url))  # kept, not again
 
     def test_a_missing_demo_file_is_a_404(self):
         import requests

@@ -1,7 +1,10 @@
+import secrets
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from exchange.models import PluginConfig
+from exchange.models import PluginConfig, SharingConfig
+from rules.models import BusinessRule
 
 DEMO_CONFIGS = [
     {
@@ -16,6 +19,21 @@ DEMO_CONFIGS = [
         "settings": {"preset": "urlhaus_csv", "severity": "high", "tags": "demo"},
         "reputation": 7,
     },
+]
+
+# The two rules of the seed article, each shared to a destination this app serves itself.
+DEMO_RULES = [
+    {"name": "Demo: all URLs except one", "expression": "type = url",
+     "exclusions": "# never shared, whichever source reports it\nhttps://intranet.example.com/status\n"},
+    {"name": "Demo: MD5 and SHA-256 except one hash", "expression": "type in (md5, sha256)",
+     "exclusions": "1donotsharethishash23\n"},
+]
+DEMO_DESTINATIONS = [("Demo: firewall lists", "edl"), ("Demo: TAXII collections", "taxii_server")]
+DEMO_SHARES = [
+    {"name": "Demo: URLs to a firewall list", "rule": 0, "destination": 0,
+     "params": {"slug": "demo-urls", "url_format": "no_scheme"}, "path": "/feeds/edl/demo-urls.txt"},
+    {"name": "Demo: hashes to a TAXII collection", "rule": 1, "destination": 1,
+     "params": {"slug": "demo-hashes", "title": "CTE demo: malware hashes"}, "path": "/taxii2/cte/collections/"},
 ]
 
 
@@ -41,4 +59,24 @@ class Command(BaseCommand):
                 config.save(update_fields=["settings", "updated"])
             state = "created" if created else "kept"
             self.stdout.write(f"demo: {state} {config.name!r} ({settings['url']})")
-        self.stdout.write("demo: the task cluster pulls them within a minute of starting")
+        self.share_demo(base_url.rstrip("/"))
+        self.stdout.write("demo: the task cluster pulls them within a minute of starting, then shares them")
+
+    def share_demo(self, base_url: str) -> None:
+        rules = [BusinessRule.objects.get_or_create(name=rule["name"], defaults=rule)[0] for rule in DEMO_RULES]
+        destinations = [PluginConfig.objects.get_or_create(name=name, defaults={"connector": connector})[0]
+                        for name, connector in DEMO_DESTINATIONS]
+        for share in DEMO_SHARES:
+            if SharingConfig.objects.filter(name=share["name"]).exists():
+                self.stdout.write(f"demo: kept {share['name']!r}")
+                continue
+            destination = destinations[share["destination"]]
+            config = SharingConfig(name=share["name"], rule=rules[share["rule"]], destination=destination,
+                                   action="publish", params=share["params"], sync_interval=5)
+            token = secrets.token_urlsafe(24)
+            config.set_secrets({"token": token})
+            config.full_clean()
+            config.save()
+            # Shown once: it is stored encrypted and the admin never shows it again.
+            self.stdout.write(f"demo: created {config.name!r}: {base_url}{share['path']} with the header "
+                              f"'Authorization: Bearer {token}'")
