@@ -114,10 +114,13 @@ class Outbound:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     expires_at: datetime | None = None
+    #: How often this value was retracted from this destination before: where a withdrawal is
+    #: final (a revoked STIX object), a value shared again must be published under a new id.
+    generation: int = 0
 
     def as_dict(self) -> dict:
         """JSON-ready form (ISO 8601 times) for connectors that post indicators as JSON."""
-        data = {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "generation"}
         for name in ("first_seen", "last_seen", "expires_at"):
             data[name] = data[name].isoformat() if data[name] else None
         return data

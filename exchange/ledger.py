@@ -18,7 +18,7 @@ class Row:
     """One indicator as a share run read it (the columns of ``selection.FIELDS``)."""
 
     __slots__ = ("pk", "type", "value", "reputation", "severity", "tags", "comments",
-                 "first_seen", "last_seen", "expires_at", "updated", "delivered")
+                 "first_seen", "last_seen", "expires_at", "updated", "delivered", "generation")
 
     def __init__(self, values: Sequence):
         for name, value in zip(self.__slots__, values, strict=True):
@@ -26,7 +26,7 @@ class Row:
 
     def outbound(self) -> Outbound:
         return Outbound(self.type, self.value, self.reputation, self.severity, list(self.tags or []),
-                        self.comments, self.first_seen, self.last_seen, self.expires_at)
+                        self.comments, self.first_seen, self.last_seen, self.expires_at, self.generation)
 
     @property
     def size(self) -> int:

@@ -9,7 +9,8 @@ NOT EXISTS subqueries that the unique (config, indicator) and (indicator, source
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Case, Exists, FilteredRelation, OuterRef, Q, QuerySet, When
+from django.db.models.functions import Coalesce
 
 from exchange.models import Delivery, Indicator, SharingConfig, Sighting
 
@@ -17,7 +18,7 @@ from exchange.models import Delivery, Indicator, SharingConfig, Sighting
 PRIORITY = ("-reputation", "-last_seen", "pk")
 #: The columns a share run reads per indicator (``delivered``: see :func:`with_delivered`).
 FIELDS = ("pk", "type", "value", "reputation", "severity", "tags", "comments",
-          "first_seen", "last_seen", "expires_at", "updated", "delivered")
+          "first_seen", "last_seen", "expires_at", "updated", "delivered", "generation")
 
 
 def reported_by(source_id: int) -> Exists:
@@ -63,10 +64,15 @@ def due(config: SharingConfig, *, action=None, now: datetime) -> QuerySet[Indica
 
 
 def with_delivered(indicators: QuerySet[Indicator], config: SharingConfig) -> QuerySet[Indicator]:
-    """Annotate ``delivered``: the destination holds the indicator already (it changed since),
-    so sending it again takes no room at the target."""
-    shared = Delivery.objects.filter(config=config, indicator=OuterRef("pk"), status=Delivery.Status.SHARED)
-    return indicators.annotate(delivered=Exists(shared))
+    """Annotate, from the indicator's ledger row (one join): ``delivered``, the destination holds
+    it already (it changed since), so sending it again takes no room at the target; and
+    ``generation``, how often it was retracted from there (see ``Outbound.generation``)."""
+    return indicators.annotate(
+        ledger=FilteredRelation("deliveries", condition=Q(deliveries__config=config)),
+        delivered=Case(When(ledger__status=Delivery.Status.SHARED, then=True), default=False,
+                       output_field=BooleanField()),
+        generation=Coalesce("ledger__retractions", 0),
+    )
 
 
 def _left(config: SharingConfig, statuses: list[str], action, now: datetime | None) -> QuerySet[Delivery]:

@@ -141,19 +141,19 @@ class _Share:
 
     def _retract_stale(self) -> None:
         stale = selection.stale(self.config, action=self.action, now=self.now)
-        while rows := list(stale.values_list("pk", "type", "value")[: self.action.batch_items]):
+        while rows := list(stale.values_list("pk", "type", "value", "retractions")[: self.action.batch_items]):
             self.called = True
             result = self.connector.retract(self.ctx, self.action, self.params,
-                                            [Outbound(type_, value) for _, type_, value in rows])
+                                            [Outbound(type_, value, generation=n) for _, type_, value, n in rows])
             accepted = set(result.accepted)
-            gone = [pk for pk, _, value in rows if value in accepted]
+            gone = [pk for pk, _, value, _ in rows if value in accepted]
             self.counts.retracted += ledger.record_retracted(self.config, gone, self.now)
             if len(gone) < len(rows):
                 self._note_refused_retractions([row for row in rows if row[2] not in accepted], result.failed)
                 break  # what the destination keeps refusing waits for the next run
 
     def _note_refused_retractions(self, rows: list[tuple], reasons: dict[str, str]) -> None:
-        for pk, _, value in rows:
+        for pk, _, value, _ in rows:
             reason = reasons.get(value, ledger.NOT_ACKNOWLEDGED)
             Delivery.objects.filter(pk=pk).update(last_error=f"retraction refused: {reason}"[:2000])
         self.counts.notes.append(f"{len(rows)} retraction(s) refused by the destination")

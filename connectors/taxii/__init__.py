@@ -213,7 +213,7 @@ class Taxii(Connector):
         if not collection.can_read:
             reason = "the collection does not allow reading: the shared object cannot be read back to revoke it"
             return PushResult(failed=dict.fromkeys((item.value for item in indicators), reason))
-        values = {stix.object_id(item.type, item.value): item.value for item in indicators}
+        values = {stix.object_id(item.type, item.value, item.generation): item.value for item in indicators}
         current = self._current(remote, collection, list(values))
         objects = []
         for object_id, value in values.items():

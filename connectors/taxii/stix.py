@@ -37,8 +37,11 @@ _OPEN, _CLOSE = b'{"objects":[', b"]}"
 ENVELOPE = len(_OPEN) + len(_CLOSE)  # bytes an envelope adds to its objects
 
 
-def object_id(type_: str, value: str) -> str:
-    return f"indicator--{uuid.uuid5(NAMESPACE, f'{type_}:{value}')}"
+def object_id(type_: str, value: str, generation: int = 0) -> str:
+    """The object id of a value. STIX revocation is final: a value shared again after it was
+    revoked (its ``generation``-th retraction) is a new object."""
+    name = f"{type_}:{value}" if not generation else f"{type_}:{value}#{generation}"
+    return f"indicator--{uuid.uuid5(NAMESPACE, name)}"
 
 
 def pattern(type_: str, value: str) -> str:
@@ -56,7 +59,8 @@ def indicator(item: Outbound, now: datetime) -> dict:
     """The STIX 2.1 indicator object for ``item``; ValueError (with stix2's reason) if it cannot be one."""
     created = min(item.first_seen or now, now)
     fields = {
-        "id": object_id(item.type, item.value), "created": created, "modified": now, "valid_from": created,
+        "id": object_id(item.type, item.value, item.generation), "created": created, "modified": now,
+        "valid_from": created,
         "name": item.value, "pattern": pattern(item.type, item.value), "pattern_type": "stix",
         "confidence": min(max(int(item.reputation or 5), 1), 10) * 10,
     }

@@ -104,7 +104,7 @@ def served_id(type_: str, value: str, status: str, retractions: int) -> str:
     again after its retraction is a new object; the first generation has the id the STIX/TAXII
     connector gives the value everywhere."""
     generation = retractions - 1 if status == Delivery.Status.RETRACTED else retractions
-    return stix.object_id(type_, value if generation <= 0 else f"{value}#{generation}")
+    return stix.object_id(type_, value, generation)
 
 
 def objects(rows: list[tuple]) -> list[dict]:

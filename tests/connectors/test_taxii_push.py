@@ -244,3 +244,11 @@ class ShareRunTests(PushTestCase):
         revoked = [obj["name"] for obj in self.read_back() if obj.get("revoked")]
         self.assertEqual(revoked, ["http://bad0.example/x"])
         self.assertEqual(json.loads(json.dumps(share.params)), {"collection": "Shared with partners"})
+
+        # Revocation is final in STIX: the value, selected again, comes back as a new object.
+        Indicator.objects.filter(value="http://bad0.example/x").update(active=True, updated=timezone.now())
+        third = run_share(share.pk, trigger="manual")
+        self.assertEqual((third.status, third.shared), (Run.Status.SUCCESS, 1), third.error)
+        back = [obj for obj in self.read_back() if obj["name"] == "http://bad0.example/x"]
+        self.assertEqual(len({obj["id"] for obj in back}), 2)
+        self.assertEqual(sorted(bool(obj.get("revoked")) for obj in back), [False, True])
