@@ -5,16 +5,20 @@ this one merges: the database's work, the network's and Python's overlap instead
 The producer must not use the database (connectors do not); its exceptions reach the consumer.
 """
 
+import gc
 import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
 
 _ITEM, _END, _ERROR = range(3)
 SWITCH_INTERVAL = 0.0005  # seconds
+# Allocations between two young-generation collections while a read-ahead runs (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def read_ahead(produce: Callable[[], Iterator[T]], depth: int = 1, name: str = "cte-read-ahead") -> Iterator[T]:
@@ -46,21 +50,52 @@ def read_ahead(produce: Callable[[], Iterator[T]], depth: int = 1, name: str = "
                 close()  # the producer's cleanup (an open response, say) runs in its own thread
 
     thread = threading.Thread(target=run, name=name, daemon=True)
-    # Both threads want the GIL; the consumer mostly waits on sockets. A short switch interval
-    # hands the GIL back within half a millisecond when its answer arrives, instead of five.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-    thread.start()
+    with _tuned():
+        thread.start()
+        try:
+            while True:
+                kind, value = items.get()
+                if kind == _ITEM:
+                    yield value
+                elif kind == _END:
+                    return
+                else:
+                    raise value
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+
+
+_tuning = threading.Lock()
+_tuned_count = 0
+_saved: tuple = ()
+
+
+@contextmanager
+def _tuned() -> Iterator[None]:
+    """The interpreter's settings for a read-ahead, while at least one runs (they are process-wide):
+
+    - both threads want the GIL and the consumer mostly waits on sockets: a short switch interval
+      hands the GIL back within half a millisecond when its answer arrives, instead of five;
+    - a batch's records, rows and their parts are allocated by the million and all live until the
+      batch is merged, so the collector's young generation, run every 700 allocations, finds
+      nothing to free, and each object it keeps moves on to the older ones, until full collections
+      walk the whole heap again and again: a quarter of a pull's Python time (benchmarks/ingest.py).
+      Collecting every 50,000 allocations instead costs at most that many objects' worth of memory.
+    """
+    global _tuned_count, _saved
+    with _tuning:
+        if _tuned_count == 0:
+            _saved = (sys.getswitchinterval(), gc.get_threshold())
+            sys.setswitchinterval(min(_saved[0], SWITCH_INTERVAL))
+            young, *older = _saved[1]
+            gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+        _tuned_count += 1
     try:
-        while True:
-            kind, value = items.get()
-            if kind == _ITEM:
-                yield value
-            elif kind == _END:
-                return
-            else:
-                raise value
+        yield
     finally:
-        stop.set()
-        thread.join(timeout=30)
-        sys.setswitchinterval(interval)
+        with _tuning:
+            _tuned_count -= 1
+            if _tuned_count == 0:
+                sys.setswitchinterval(_saved[0])
+                gc.set_threshold(*_saved[1])
