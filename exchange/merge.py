@@ -22,19 +22,14 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
-from psycopg.adapt import PyFormat
 
+from exchange import pgcopy
 from exchange.models import Indicator, Sighting
 
 STAGE = "cte_stage"
 STAGE_COLUMNS = (
     "type", "value", "first_seen", "last_seen", "expires_at",
     "reputation", "severity", "tags", "comments", "external_id", "hits",
-)
-# Tags arrive as JSON text (one dump per distinct list, see ingest), cast where they are written.
-_STAGE_PG_TYPES = (
-    "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz",
-    "int2", "varchar", "text", "text", "varchar", "int4",
 )
 _STAGE_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (type varchar(10), value varchar(2048), "
@@ -203,7 +198,7 @@ class _PostgreSQL(_Dialect):
         cursor.execute(f"TRUNCATE {STAGE}")
 
     def load(self, cursor, rows: list[tuple]) -> None:
-        _copy(cursor, STAGE, STAGE_COLUMNS, _STAGE_PG_TYPES, rows)
+        _copy_encoded(cursor, STAGE, STAGE_COLUMNS, pgcopy.stage_rows(rows))
 
     def upsert_indicators(self, cursor, params: dict) -> tuple[int, int]:
         cursor.execute(self.indicator_sql, params)
@@ -219,21 +214,9 @@ class _PostgreSQL(_Dialect):
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
                 ids = _reserve_ids(cursor, Indicator._meta.db_table, len(rows))
                 sighting_ids = _reserve_ids(cursor, Sighting._meta.db_table, len(rows))
-                indicators = (
-                    (id_, kind, value, first, last, expires, expires is None or expires > now, rep, sev,
-                     _jsonb(tags), comments, source_id, now, now)
-                    for id_, (kind, value, first, last, expires, rep, sev, tags, comments, _, _) in zip(ids, rows,
-                                                                                                       strict=True)
-                )
-                _copy(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, _NEW_INDICATOR_TYPES, indicators)
-                # Ids drawn here, not by the column default: one nextval() call per row costs the server more.
-                sightings = (
-                    (sighting_id, id_, source_id, first, last, expires, rep, sev, _jsonb(tags), comments, external,
-                     hits, now, now)
-                    for sighting_id, id_, (_, _, first, last, expires, rep, sev, tags, comments, external, hits)
-                    in zip(sighting_ids, ids, rows, strict=True)
-                )
-                _copy(cursor, Sighting._meta.db_table, ("id", *SIGHTING_COLUMNS), ("int8", *_SIGHTING_TYPES), sightings)
+                indicators, sightings = pgcopy.store_rows(rows, ids, sighting_ids, source_id, now)
+                _copy_encoded(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, indicators)
+                _copy_encoded(cursor, Sighting._meta.db_table, ("id", *SIGHTING_COLUMNS), [b"".join(sightings)])
         except IntegrityError:
             return False
         return True
@@ -254,38 +237,17 @@ def _reserve_ids(cursor, table: str, count: int) -> range | list[int]:
     return range(low, high + 1) if scattered is None else scattered
 
 
-def _copy(cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...], rows) -> None:
-    # The driver's own cursor: Django's has no COPY. Its errors become Django's (IntegrityError, ...).
-    raw = cursor.cursor
-    if "bytea" in types:
-        # By type name the driver picks its Python bytea dumper (the DB-API Binary one); by Python
-        # type, bytes get the C one. Make the name give the C one too, on this cursor only.
-        raw.adapters.register_dumper(bytes, raw.adapters.get_dumper(bytes, PyFormat.BINARY))
+def _copy_encoded(cursor, table: str, columns: tuple[str, ...], chunks) -> None:
+    """COPY rows already in the binary format (``exchange.pgcopy``): ``chunks`` of bytes, the
+    first starting with the signature, the last ending with the trailer."""
     with connection.wrap_database_errors, \
-            raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+            cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        for chunk in chunks:
+            copy.write(chunk)
 
 
 _NEW_INDICATOR_COLUMNS = ("id", "type", "value", "first_seen", "last_seen", "expires_at", "active", "reputation",
                           "severity", "tags", "comments", "source_id", "created", "updated")
-# The tags columns are jsonb, sent as "bytea": see _jsonb.
-_NEW_INDICATOR_TYPES = ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "bool", "int2",
-                        "varchar", "bytea", "text", "int8", "timestamptz", "timestamptz")
-_SIGHTING_TYPES = ("int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "bytea", "text",
-                   "varchar", "int4", "timestamptz", "timestamptz")
-_JSONB_VERSION = b"\x01"
-
-
-@lru_cache(maxsize=4096)
-def _jsonb(tags: str) -> bytes:
-    # A binary COPY carries no type per field: the server reads each one with its column's binary
-    # input, which for jsonb is a version byte (1) and the JSON text
-    # (https://www.postgresql.org/docs/current/datatype-json.html, jsonb_recv). The tags are JSON
-    # text already, so the field is that, prebuilt once per tag list and sent as plain bytes: the
-    # driver's bytes dumper is in C, its Jsonb dumper a Python call per row.
-    return _JSONB_VERSION + tags.encode()
 
 
 class _SQLite(_Dialect):

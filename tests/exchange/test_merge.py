@@ -3,7 +3,7 @@
 These run unchanged on SQLite and PostgreSQL; the two share one set of generated statements.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from unittest import skipUnless
 
 from django.db import connection
@@ -269,6 +269,47 @@ class MergeHintTests(TestCase):
 
         self.assertEqual(stored(fast), stored(slow))
         self.assertEqual(len(stored(fast)[0]), 3)
+
+    def test_every_kind_of_field_is_stored_by_the_all_new_copy_as_by_the_upsert(self):
+        # Microseconds, a moment before 2000 (the binary format counts from there), an expired
+        # report (stored inactive), duplicates (hits 2), a per-record reputation, no tags, text
+        # outside ASCII, long and empty external ids, and aging off (no expiry) on a second pair.
+        old = datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+        recent = self.now - timedelta(minutes=5, microseconds=123_457)
+
+        def records(prefix: str) -> list[Record]:
+            return [
+                Record(f"a.{prefix}.example", "domain", first_seen=old, last_seen=recent, reputation=9,
+                       severity="critical", tags=["zeta", "ålpha"], comments="Ünïcode ✓ — line\nbreak",
+                       external_id="é" * 300),
+                Record(f"a.{prefix}.example", "domain", first_seen=old, last_seen=recent, external_id="second"),
+                Record(f"b.{prefix}.example", "domain", first_seen=old, last_seen=old + timedelta(days=1)),
+                Record(f"http://c.{prefix}.example:8080/p?q=1", "url", tags=[], comments=""),
+                Record(f"D.{prefix.upper()}.EXAMPLE", "domain", reputation="bad", severity="Informational"),
+            ]
+
+        def stored(source):
+            indicators = list(Indicator.objects.filter(source=source).order_by("value").values(
+                "type", "first_seen", "last_seen", "expires_at", "active", "reputation", "severity", "tags",
+                "comments", "created", "updated"))
+            sightings = list(Sighting.objects.filter(source=source).order_by("indicator__value").values(
+                "indicator__type", "first_seen", "last_seen", "expires_at", "reputation", "severity", "tags",
+                "comments", "external_id", "hits", "created", "updated"))
+            values = list(Indicator.objects.filter(source=source).order_by("value").values_list("value", flat=True))
+            return indicators, sightings, [value.replace(source.name, "") for value in values]
+
+        for aging in (30, 0):
+            fast, slow = make_config(f"fast{aging}", aging_days=aging), make_config(f"slow{aging}", aging_days=aging)
+            copied = ingest_batch(fast, records(f"fast{aging}"), self.now, hints=MergeHints(source_has_sightings=False))
+            upserted = ingest_batch(slow, records(f"slow{aging}"), self.now, hints=None)
+            self.assertEqual((copied.created, copied.updated, copied.unchanged), (4, 0, 1))
+            self.assertEqual((upserted.created, upserted.updated, upserted.unchanged), (4, 0, 1))
+            self.assertEqual(stored(fast), stored(slow))
+            indicators, sightings, _ = stored(fast)
+            self.assertEqual([row["active"] for row in indicators], [True, aging == 0, True, True])
+            self.assertEqual(sightings[0]["hits"], 2)
+            self.assertEqual(sightings[0]["external_id"], "second")
+            self.assertEqual(indicators[0]["first_seen"], old)
 
     def test_hints_learn_from_the_last_batch(self):
         hints = MergeHints(source_has_sightings=True)
