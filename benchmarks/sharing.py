@@ -109,8 +109,8 @@ def pending_delta(rule_id: int) -> dict:
                                           action="publish", params={"slug": "delta", "url_format": "no_scheme"})
     # Half of the selection is in the ledger already, shared at its current version.
     raw("INSERT INTO exchange_delivery (config_id, indicator_id, type, value, status, attempts, last_error, "
-        "version, shared_at, created, updated) "
-        "SELECT %s, id, type, value, 'shared', 0, '', updated, updated, updated, updated FROM exchange_indicator "
+        "version, shared_at, retractions, created, updated) "
+        "SELECT %s, id, type, value, 'shared', 0, '', updated, updated, 0, updated, updated FROM exchange_indicator "
         "WHERE active = %s AND type IN ('url', 'domain') AND severity IN ('medium', 'high', 'critical') "
         "AND NOT LOWER(value) LIKE %s AND id %% 2 = 0", [config.pk, True, "%.xyz"])
     analyze_after(Delivery.objects.filter(config=config).count(), Delivery)  # as the share run that wrote them would

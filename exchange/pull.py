@@ -53,6 +53,8 @@ def run_pull(config_id: int, *, trigger: str = "schedule") -> Run:
 
 def _pull(config: PluginConfig, connector: Connector, trigger: str) -> Run:
     config.refresh_from_db()
+    if config.tenant_id:
+        config.tenant  # noqa: B018  (loaded here: the connector reads it in the read-ahead thread)
     started = timezone.now()
     since = config.last_run or started - timedelta(days=config.initial_range)
     run = runs.start(Run.Kind.PULL, config=config, trigger=trigger, since=since, started=started)

@@ -61,7 +61,6 @@ class _Share:
         self.trigger = trigger
         self.now = timezone.now()
         self.counts = _Counts()
-        self.called = False
 
     def run(self) -> Run:
         config = self.config
@@ -75,8 +74,8 @@ class _Share:
                 self._replace()
             else:
                 self._append()
-            if self.called:
-                self.connector.finish(self.ctx, self.action, self.params)
+            # Always: a destination may hold changes an earlier, failed run left undeployed.
+            self.connector.finish(self.ctx, self.action, self.params)
         except ConnectorError as exc:
             return self._failed(str(exc), permanent=exc.permanent)
         except Exception as exc:  # a bug or an unexpected answer: record it, keep the ledger as written
@@ -111,7 +110,6 @@ class _Share:
     def _send(self, rows: list[Row], *, even_empty: bool = False) -> None:
         if not rows and not even_empty:
             return
-        self.called = True
         try:
             result = self.connector.push(self.ctx, self.action, self.params, [row.outbound() for row in rows])
         except ConnectorError as exc:
@@ -142,7 +140,6 @@ class _Share:
     def _retract_stale(self) -> None:
         stale = selection.stale(self.config, action=self.action, now=self.now)
         while rows := list(stale.values_list("pk", "type", "value", "retractions")[: self.action.batch_items]):
-            self.called = True
             result = self.connector.retract(self.ctx, self.action, self.params,
                                             [Outbound(type_, value, generation=n) for _, type_, value, n in rows])
             accepted = set(result.accepted)

@@ -74,7 +74,8 @@ class SelectionTests(ShareTestCase):
         feed(self.source, "evil.example")
         run = self.share(make_share(rule=self.rule, destination=self.destination))
         self.assertEqual((self.sent(), run.shared), ([], 0))
-        self.assertEqual(RECEIVED.get(self.destination.pk), None)  # not even a deploy
+        # Nothing is pushed; finish still runs, so a destination can deploy what a failed run left pending.
+        self.assertEqual(RECEIVED.get(self.destination.pk), [("finish", "add", [])])
 
     def test_a_configuration_with_a_source_shares_only_that_source_s_indicators(self):
         other = make_config("other")
