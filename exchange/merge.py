@@ -224,17 +224,18 @@ class _PostgreSQL(_Dialect):
 
 def _reserve_ids(cursor, table: str, count: int) -> range | list[int]:
     """``count`` new ids from ``table``'s sequence. They are one contiguous range unless another
-    session drew from the sequence meanwhile: then (only) the values themselves are fetched."""
-    cursor.execute(
-        # The sequence's name in a scalar subquery: looked up once, not once per row (which cost
-        # more than the nextval itself).
-        "WITH drawn AS MATERIALIZED (SELECT nextval((SELECT pg_get_serial_sequence(%s, 'id'))::regclass) AS id "
-        "FROM generate_series(1, %s)) SELECT min(id), max(id), "
-        "CASE WHEN max(id) - min(id) + 1 = count(*) THEN NULL ELSE array_agg(id) END FROM drawn",
-        [table, count],
-    )
-    low, high, scattered = cursor.fetchone()
-    return range(low, high + 1) if scattered is None else scattered
+    session drew from the sequence meanwhile: then (only) ids are drawn again, and fetched one by one."""
+    # The sequence, cast to regclass inside a scalar subquery: looked up once, not once per row
+    # (where the cast cost more than the nextval itself).
+    sequence = "(SELECT pg_get_serial_sequence(%s, 'id')::regclass)"
+    cursor.execute(f"SELECT min(id), max(id), count(*) FROM (SELECT nextval({sequence}) AS id "
+                   "FROM generate_series(1, %s)) AS drawn", [table, count])
+    low, high, drawn = cursor.fetchone()
+    if high - low + 1 == drawn:  # sequence values are distinct: as many as the span holds is all of it
+        return range(low, high + 1)
+    # Scattered (the ids drawn are left unused: a sequence's gaps are harmless).
+    cursor.execute(f"SELECT array_agg(nextval({sequence})) FROM generate_series(1, %s)", [table, count])
+    return cursor.fetchone()[0]
 
 
 def _copy_encoded(cursor, table: str, columns: tuple[str, ...], chunks) -> None:
