@@ -60,6 +60,7 @@ class _Share:
         self.config = config
         self.trigger = trigger
         self.now = timezone.now()
+        self.clock = ledger.Clock(self.now)
         self.counts = _Counts()
 
     def run(self) -> Run:
@@ -113,11 +114,11 @@ class _Share:
         try:
             result = self.connector.push(self.ctx, self.action, self.params, [row.outbound() for row in rows])
         except ConnectorError as exc:
-            ledger.record_failure(self.config, rows, str(exc), self.now)
+            ledger.record_failure(self.config, rows, str(exc), self.clock)
             self.counts.failed += len(rows)
             raise
         with transaction.atomic():
-            shared, failed = ledger.record_push(self.config, rows, result, self.now)
+            shared, failed = ledger.record_push(self.config, rows, result, self.clock)
         self.counts.shared += shared
         self.counts.failed += failed
 
@@ -133,7 +134,7 @@ class _Share:
 
     def _leave_pending(self, rows: list[Row], capacity: "_Capacity") -> None:
         if rows:
-            ledger.record_pending(self.config, rows, capacity.reason(), self.now)
+            ledger.record_pending(self.config, rows, capacity.reason(), self.clock)
             self.counts.pending += len(rows)
             rows.clear()
 
@@ -144,7 +145,7 @@ class _Share:
                                             [Outbound(type_, value, generation=n) for _, type_, value, n in rows])
             accepted = set(result.accepted)
             gone = [pk for pk, _, value, _ in rows if value in accepted]
-            self.counts.retracted += ledger.record_retracted(self.config, gone, self.now)
+            self.counts.retracted += ledger.record_retracted(self.config, gone, self.clock)
             if len(gone) < len(rows):
                 self._note_refused_retractions([row for row in rows if row[2] not in accepted], result.failed)
                 break  # what the destination keeps refusing waits for the next run
@@ -178,7 +179,7 @@ class _Share:
         self._send(chosen, even_empty=True)  # an empty set empties the target: that is what replace means
         kept = {row.pk for row in chosen}
         gone = Delivery.objects.filter(config=self.config, status=Delivery.Status.SHARED).exclude(indicator_id__in=kept)
-        self.counts.retracted += ledger.record_retracted(self.config, gone.values_list("pk", flat=True), self.now)
+        self.counts.retracted += ledger.record_retracted(self.config, gone.values_list("pk", flat=True), self.clock)
         SharingConfig.objects.filter(pk=self.config.pk).update(content_hash=digest)
 
     def _unsettled(self, rows: list[Row]) -> bool:
