@@ -38,6 +38,7 @@ lint: $(VENV)/.requirements-dev
 benchmark: $(VENV)/.requirements-dev
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/sharing.py
+	$(BIN)/python benchmarks/taxii.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
