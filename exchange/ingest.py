@@ -45,6 +45,7 @@ class BatchResult:
 # reputation, severity, tags, comments, external_id, hits.
 _FIRST, _LAST, _EXPIRES, _REPUTATION, _SEVERITY, _TAGS, _COMMENTS, _EXTERNAL, _HITS = range(2, 11)
 _VALUE = itemgetter(1)
+_UNSEEN = object()
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -77,6 +78,10 @@ def clean_tags(tags) -> list[str]:
     cleaned = {str(tag).strip()[:MAX_TAG_LENGTH] for tag in tags}
     cleaned.discard("")
     return sorted(cleaned)[:MAX_TAGS]
+
+
+def _tags_of(tags) -> str:
+    return _stored_tags(tuple(tags) if isinstance(tags, list) else tags) if tags else "[]"
 
 
 @lru_cache(maxsize=4096)
@@ -150,6 +155,11 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
     severity_of = _SEVERITY_OF.get
     rows: dict[tuple[str, str], tuple] = {}
     rejections: list[Rejection] = []
+    # A source hands the same objects to many records in a row (its tag list, its run's timestamps):
+    # they are worked out again only when they change, told by identity (the records cannot change
+    # while this runs).
+    seen_first = seen_last = seen_tags = _UNSEEN
+    stored_tags = "[]"
     for index, record in enumerate(records):
         try:
             if record.error:
@@ -160,12 +170,15 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
             position = record.position if record.position is not None else first_position + index
             rejections.append(Rejection(position, record.type or "", str(record.value)[:1000], str(exc)))
             continue
-        first, last, expires = times(record.first_seen, record.last_seen)
+        if record.first_seen is not seen_first or record.last_seen is not seen_last:
+            seen_first, seen_last = record.first_seen, record.last_seen
+            first, last, expires = times(seen_first, seen_last)
         reputation = record.reputation
         if reputation is not None:
             reputation = _reputation(reputation, default_reputation)
-        tags = record.tags
-        tags = _stored_tags(tuple(tags) if isinstance(tags, list) else tags) if tags else "[]"
+        if record.tags is not seen_tags:
+            seen_tags = record.tags
+            stored_tags = _tags_of(seen_tags)
         comments = record.comments or ""
         if len(comments) > MAX_COMMENTS:
             comments = comments[:MAX_COMMENTS]
@@ -173,7 +186,7 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
         if len(external) > 255:
             external = external[:255]
         row = (type_, value, first, last, expires, default_reputation if reputation is None else reputation,
-               severity_of(record.severity) or clean_severity(record.severity), tags, comments, external, 1)
+               severity_of(record.severity) or clean_severity(record.severity), stored_tags, comments, external, 1)
         key = (type_, value)
         kept = rows.get(key)
         rows[key] = row if kept is None else _combined(kept, row)

@@ -221,6 +221,23 @@ class DedupeAndCounterTests(TestCase):
         self.assertEqual((by_value["198.51.100.2"].severity, by_value["198.51.100.2"].tags), ("low", ["a", "b"]))
         self.assertEqual((by_value["198.51.100.3"].severity, by_value["198.51.100.3"].reputation), ("unknown", 5))
 
+    def test_records_sharing_a_tag_list_and_timestamps_each_keep_what_they_were_given(self):
+        # A source hands one tag list and one pair of timestamps to runs of records; the ingest
+        # works them out once per run, and must not carry them over to the records in between.
+        shared, earlier, later = ["feed", "c2"], self.now - timedelta(days=2), self.now - timedelta(hours=2)
+        report(self.config, *(Record(f"198.51.100.{i}", "ipv4", tags=shared, first_seen=earlier, last_seen=later)
+                               for i in range(1, 4)),
+               Record("198.51.100.4", "ipv4", tags=["other"]), Record("198.51.100.5", "ipv4"),
+               Record("198.51.100.6", "ipv4", tags=shared, first_seen=earlier, last_seen=later),
+               Record("198.51.100.7", "ipv4", tags="x, y", last_seen=later), now=self.now)
+        stored = {value: (tags, first, last) for value, tags, first, last in Indicator.objects.values_list(
+            "value", "tags", "first_seen", "last_seen")}
+        for i in (1, 2, 3, 6):
+            self.assertEqual(stored[f"198.51.100.{i}"], (["c2", "feed"], earlier, later))
+        self.assertEqual(stored["198.51.100.4"], (["other"], self.now, self.now))
+        self.assertEqual(stored["198.51.100.5"], ([], self.now, self.now))
+        self.assertEqual(stored["198.51.100.7"], (["x", "y"], later, later))
+
     def test_a_large_batch_merges_every_row(self):
         values = [f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}" for i in range(2500)]
         result = report(self.config, *[Record(value, "ipv4") for value in values], now=self.now)
