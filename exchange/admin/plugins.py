@@ -5,7 +5,6 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -17,7 +16,7 @@ from connectors import registry
 from connectors.base import ConnectorError, Context
 from connectors.http import session_for
 from exchange.admin.folded import FoldedForm, folded_fields, folded_form
-from exchange.admin.widgets import badge, shorten
+from exchange.admin.widgets import ChosenFirstAdmin, badge, shorten
 from exchange.models import PluginConfig, Run, Sighting
 
 PREFIX = "cfg_"
@@ -93,7 +92,7 @@ def status_of(config: PluginConfig) -> str:
 
 
 @admin.register(PluginConfig)
-class PluginConfigAdmin(admin.ModelAdmin):
+class PluginConfigAdmin(ChosenFirstAdmin):
     list_display = ["name", "connector_label", "status_badge", "last_run", "error_short", "sync_interval", "enabled"]
     list_filter = [ConnectorFilter, "enabled", HasErrorFilter]
     search_fields = ["name"]
@@ -230,23 +229,3 @@ class PluginConfigAdmin(admin.ModelAdmin):
     def reset_last_run(self, request, queryset):
         count = queryset.update(last_run=None, cursor=None)
         self.message_user(request, f"Reset the checkpoint of {count} configuration(s).")
-
-    @admin.action(description="Enable", permissions=["change"])
-    def enable(self, request, queryset):
-        self._set_enabled(request, queryset, True)
-
-    @admin.action(description="Disable", permissions=["change"])
-    def disable(self, request, queryset):
-        self._set_enabled(request, queryset, False)
-
-    def _set_enabled(self, request, queryset, enabled: bool):
-        for config in queryset:
-            config.enabled = enabled
-            config.save(update_fields=["enabled", "updated"])  # save, not update(): the schedule follows
-        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {queryset.count()} configuration(s).")
-
-    def response_add(self, request, obj, post_url_continue=None):
-        response = super().response_add(request, obj, post_url_continue)
-        if isinstance(response, HttpResponseRedirect) and "_addanother" in request.POST:
-            return HttpResponseRedirect(reverse("admin:exchange_pluginconfig_add"))
-        return response

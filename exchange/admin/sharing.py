@@ -5,7 +5,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -16,7 +15,7 @@ from django_q.tasks import async_task
 from exchange.admin.folded import FoldedForm, folded_fields, folded_form
 from exchange.admin.plugins import HasErrorFilter
 from exchange.admin.runs import ReadOnlyAdmin
-from exchange.admin.widgets import badge, shorten
+from exchange.admin.widgets import ChosenFirstAdmin, badge, shorten
 from exchange.models import Delivery, PluginConfig, Run, SharingConfig
 from exchange.sharing_checks import warnings_for
 
@@ -78,7 +77,7 @@ def form_for(action, destination=None) -> type[SharingConfigForm]:
 
 
 @admin.register(SharingConfig)
-class SharingConfigAdmin(admin.ModelAdmin):
+class SharingConfigAdmin(ChosenFirstAdmin):
     list_display = ["name", "source_label", "rule", "destination", "action_label", "status_badge", "last_run",
                     "error_short", "ledger_summary", "enabled"]
     list_filter = ["enabled", HasErrorFilter, "destination", "rule"]
@@ -238,25 +237,6 @@ class SharingConfigAdmin(admin.ModelAdmin):
             self.message_user(request, f"{config.name}: {count} failed deliver{'y' if count == 1 else 'ies'} "
                                        f"{'queued again' if count else 'to retry'}.")
 
-    @admin.action(description="Enable", permissions=["change"])
-    def enable(self, request, queryset):
-        self._set_enabled(request, queryset, True)
-
-    @admin.action(description="Disable", permissions=["change"])
-    def disable(self, request, queryset):
-        self._set_enabled(request, queryset, False)
-
-    def _set_enabled(self, request, queryset, enabled: bool):
-        for config in queryset:
-            config.enabled = enabled
-            config.save(update_fields=["enabled", "updated"])  # save, not update(): the schedule follows
-        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {queryset.count()} configuration(s).")
-
-    def response_add(self, request, obj, post_url_continue=None):
-        response = super().response_add(request, obj, post_url_continue)
-        if isinstance(response, HttpResponseRedirect) and "_addanother" in request.POST:
-            return HttpResponseRedirect(reverse("admin:exchange_sharingconfig_add"))
-        return response
 
 
 @admin.register(Delivery)

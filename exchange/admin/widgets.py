@@ -1,6 +1,9 @@
 """Small pieces the admin modules share: write-only secret fields and status badges."""
 
 from django import forms
+from django.contrib import admin
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 
 from exchange.fields import SecretFormField
@@ -61,3 +64,30 @@ def sealed_form(model, names: dict[str, str], base=SealedFieldsForm) -> type[Sea
     for name, label in names.items():
         attrs[f"clear_{name}"] = clear_field(label)
     return type(f"{model.__name__}Form", (base,), attrs)
+
+
+class ChosenFirstAdmin(admin.ModelAdmin):
+    """For configurations whose add page first asks a choice (a connector, an action), and which
+    have an ``enabled`` flag their schedule follows: the Enable and Disable actions, and "Save and
+    add another" going back to the choice."""
+
+    @admin.action(description="Enable", permissions=["change"])
+    def enable(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable", permissions=["change"])
+    def disable(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request, queryset, enabled: bool):
+        for config in queryset:
+            config.enabled = enabled
+            config.save(update_fields=["enabled", "updated"])  # save, not update(): the schedule follows
+        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {queryset.count()} configuration(s).")
+
+    def response_add(self, request, obj, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        if isinstance(response, HttpResponseRedirect) and "_addanother" in request.POST:
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
+        return response

@@ -1,13 +1,8 @@
 """The MISP REST connector's pull and "Test connection", through the real pull pipeline, against a
 local fake of the MISP REST API (tests/support/misp_fake.py) over real HTTP."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
@@ -18,10 +13,10 @@ from connectors.misp.api import Misp
 from connectors.misp.mapping import CTE_TYPES
 from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Sighting
 from exchange.pull import run_pull
-from tests.exchange.test_pull import subprocess_env
 from tests.support.factories import make_config
 from tests.support.httpserver import LocalServer, Reply
 from tests.support.misp_fake import FakeMisp, Role
+from tests.support.processes import kill_pull_when
 
 KEY = "fake-misp-key"
 
@@ -325,25 +320,11 @@ class KilledPullTests(TransactionTestCase):
                 {"type": "domain", "value": f"host{number}.evil.example"} for number in range(10)])
             config = misp_config(misp, page_size=2)
             misp.pause = 0.4
-            process = subprocess.Popen([sys.executable, str(settings.BASE_DIR / "manage.py"), "pull", config.name],
-                                       env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    config.refresh_from_db()
-                    if config.cursor and config.cursor["page"] >= 3:
-                        break
-                    if process.poll() is not None:
-                        self.fail(f"the pull ended before it could be killed: {process.stderr.read().decode()}")
-                    time.sleep(0.05)
-                else:
-                    self.fail("the pull never committed two pages")
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(10)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                process.stderr.close()
+            def three_pages_read():
+                config.refresh_from_db()
+                return bool(config.cursor and config.cursor["page"] >= 3)
+
+            kill_pull_when(config.name, three_pages_read)
 
             config.refresh_from_db()
             committed = (config.cursor["page"] - 1) * 2

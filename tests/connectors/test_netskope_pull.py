@@ -1,14 +1,9 @@
 """Netskope pull against the local fake tenant over HTTP: alerts to indicators across iterator
 pages, checkpoints, wait_time, the alert types and filter, errors, and resume after a kill."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.test import TestCase, TransactionTestCase
 from django.utils import timezone
 
@@ -16,7 +11,6 @@ from connectors.base import Context
 from connectors.http import new_session
 from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Sighting
 from exchange.pull import run_pull
-from tests.exchange.test_pull import subprocess_env
 from tests.support.netskope_fake import (
     ALERTS,
     FakeTenant,
@@ -25,6 +19,7 @@ from tests.support.netskope_fake import (
     malsite_alert,
     malware_alert,
 )
+from tests.support.processes import kill_pull_when
 
 NOW = int(time.time())
 
@@ -197,27 +192,11 @@ class ResumeTests(FakeTenantTestCase):
     def test_a_killed_pull_resumes_without_loss_or_double_counting(self):
         self.add(malware=range(1, 31), malsite=range(1, 10))
         self.fake.delay = 0.25
-        process = subprocess.Popen(
-            [sys.executable, str(settings.BASE_DIR / "manage.py"), "pull", self.config.name],
-            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                self.config.refresh_from_db()
-                if self.config.cursor and self.config.cursor.get("malware", {}).get("epoch", 0) >= NOW - 3600 + 6:
-                    break
-                if process.poll() is not None:
-                    self.fail(f"the pull ended before it could be killed: {process.stderr.read().decode()}")
-                time.sleep(0.02)
-            else:
-                self.fail("the pull never committed two pages")
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.stderr.close()
+        def two_pages_kept():
+            self.config.refresh_from_db()
+            return bool(self.config.cursor and self.config.cursor.get("malware", {}).get("epoch", 0) >= NOW - 3600 + 6)
+
+        kill_pull_when(self.config.name, two_pages_kept, poll=0.02)
         self.config.refresh_from_db()
         self.assertIsNone(self.config.last_run)
         fetched = len(self.fake.hits(ALERTS + "malware"))

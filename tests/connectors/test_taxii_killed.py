@@ -1,20 +1,14 @@
 """A TAXII pull killed with SIGKILL between pages resumes where its last committed page ended."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
-from django.conf import settings
 from django.test import TransactionTestCase
 
 from exchange.models import Indicator, PluginConfig, Run, Sighting
 from exchange.pull import run_pull
 from exchange.runs import INTERRUPTED
-from tests.exchange.test_pull import subprocess_env
 from tests.support.factories import make_config
 from tests.support.medallion import READ_ID, Medallion
+from tests.support.processes import kill_pull_when
 from tests.support.stixdata import corpus
 
 
@@ -35,25 +29,11 @@ class KilledPullTests(TransactionTestCase):
 
     def kill_after_two_pages(self, config: PluginConfig) -> None:
         self.taxii.delay = 0.3  # every answer: time to kill the pull between pages
-        process = subprocess.Popen([sys.executable, str(settings.BASE_DIR / "manage.py"), "pull", config.name],
-                                   env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                run = Run.objects.filter(config=config).first()
-                if run and run.batches >= 2:
-                    break
-                if process.poll() is not None:
-                    self.fail(f"the pull ended before it could be killed: {process.stderr.read().decode()}")
-                time.sleep(0.05)
-            else:
-                self.fail("the pull never committed two pages")
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.stderr.close()
+        def two_pages_merged():
+            run = Run.objects.filter(config=config).first()
+            return bool(run and run.batches >= 2)
+
+        kill_pull_when(config.name, two_pages_merged)
         self.taxii.delay = 0
 
     def test_a_pull_killed_between_pages_resumes_without_loss_or_double_counting(self):

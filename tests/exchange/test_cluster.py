@@ -16,8 +16,8 @@ from django.conf import settings
 from django.test import TransactionTestCase
 
 from exchange.models import Run
-from tests.exchange.test_pull import subprocess_env
 from tests.support.factories import make_config
+from tests.support.processes import subprocess_env
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -1,15 +1,9 @@
 """The pull run: checkpoint semantics, resume after failure or kill, exclusion, recorded runs."""
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from datetime import timedelta
 
-from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 from django_q.models import Schedule
@@ -20,6 +14,7 @@ from exchange.pull import Skipped, run_pull
 from exchange.runs import INTERRUPTED
 from exchange.schedules import pull_schedule_name
 from tests.support.factories import make_config
+from tests.support.processes import kill_pull_when
 
 BATCHES = [[f"198.51.100.{i}" for i in range(start, start + 10)] for start in range(0, 50, 10)]
 
@@ -169,49 +164,17 @@ class WhenNotToRunTests(TestCase):
         self.assertEqual(run_pull(config.pk).status, Run.Status.SUCCESS)
 
 
-def subprocess_env() -> dict:
-    """The environment for a second process that must use this test database."""
-    database = connection.settings_dict
-    env = dict(os.environ)
-    if connection.vendor == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{database['NAME']}"
-    else:
-        env["DATABASE_URL"] = (
-            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/"
-            f"{database['NAME']}"
-        )
-    env["CTE_CONNECTORS"] = ",".join([*settings.CTE_CONNECTORS, "tests.support.connectors"])
-    env["CTE_DATA_DIR"] = str(settings.DATA_DIR)
-    env["DEBUG"] = "true"
-    return env
-
-
 class KilledRunTests(TransactionTestCase):
     """A pull killed with SIGKILL in the middle resumes after its last committed batch."""
 
     def test_a_killed_pull_resumes_without_loss_or_double_counting(self):
         config = scripted(pause=0.4)
-        process = subprocess.Popen(
-            [sys.executable, str(settings.BASE_DIR / "manage.py"), "pull", config.name],
-            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                config.refresh_from_db()
-                if config.cursor and config.cursor >= 2:
-                    break
-                if process.poll() is not None:
-                    self.fail(f"the pull ended before it could be killed: {process.stderr.read().decode()}")
-                time.sleep(0.05)
-            else:
-                self.fail("the pull never committed two batches")
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.stderr.close()
+
+        def two_batches_committed():
+            config.refresh_from_db()
+            return bool(config.cursor and config.cursor >= 2)
+
+        kill_pull_when(config.name, two_batches_committed)
 
         config.refresh_from_db()
         killed = Run.objects.get(config=config)
