@@ -28,3 +28,23 @@ def summary(run: Run) -> str:
     text = (f"run #{run.pk} {run.status}: {run.received} received, {run.created} created, {run.updated} updated, "
             f"{run.unchanged} unchanged, {run.rejected} rejected")
     return f"{text}; error: {run.error}" if run.error else text
+
+
+def run_each(command, configs, start, describe, what: str) -> None:
+    """Run ``start(pk)`` for each configuration, one line each (``describe(run)``); CommandError
+    naming the ones whose run failed. A run that must not start now (Skipped) is a warning."""
+    from exchange.pull import Skipped
+
+    failed = []
+    for config in configs:
+        try:
+            run = start(config.pk)
+        except Skipped as exc:
+            command.stdout.write(command.style.WARNING(f"{config.name}: skipped, {exc}"))
+            continue
+        style = command.style.SUCCESS if run.status == Run.Status.SUCCESS else command.style.ERROR
+        command.stdout.write(style(f"{config.name}: {describe(run)}"))
+        if run.status != Run.Status.SUCCESS:
+            failed.append(config.name)
+    if failed:
+        raise CommandError(f"{what} failed for {', '.join(failed)}")

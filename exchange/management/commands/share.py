@@ -1,8 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from exchange.management.commands._runs import named
+from exchange.management.commands._runs import named, run_each
 from exchange.models import Run, SharingConfig
-from exchange.pull import Skipped
 from exchange.sharing import run_share
 
 
@@ -20,16 +19,5 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="every enabled sharing configuration")
 
     def handle(self, *args, names, all, **options):
-        failed = []
-        for config in named(SharingConfig, names, all, "sharing configuration"):
-            try:
-                run = run_share(config.pk, trigger="manual")
-            except Skipped as exc:
-                self.stdout.write(self.style.WARNING(f"{config.name}: skipped, {exc}"))
-                continue
-            style = self.style.SUCCESS if run.status == Run.Status.SUCCESS else self.style.ERROR
-            self.stdout.write(style(f"{config.name}: {summary(run)}"))
-            if run.status != Run.Status.SUCCESS:
-                failed.append(config.name)
-        if failed:
-            raise CommandError(f"share failed for {', '.join(failed)}")
+        configs = named(SharingConfig, names, all, "sharing configuration")
+        run_each(self, configs, lambda pk: run_share(pk, trigger="manual"), summary, "share")
