@@ -13,7 +13,8 @@ from connectors.base import Record
 from connectors.taxii import stix
 from connectors.taxii_server import collection_id
 from exchange.ingest import ingest_batch
-from exchange.models import Delivery, Indicator, SharingConfig
+from exchange.models import Delivery, Indicator, SharingConfig, Sighting
+from exchange.pull import run_pull
 from exchange.sharing import run_share
 from rules.models import BusinessRule
 from tests.support.factories import make_config
@@ -233,6 +234,24 @@ class TaxiiClientTests(LiveServerTestCase):
             names += [obj["name"] for obj in envelope.get("objects", [])]
         self.assertEqual(len(names), 50)
         self.assertEqual(set(names), set(URLS) | {f"http://many{i}.example/x" for i in range(45)})
+
+    def test_the_stix_taxii_connector_pulls_a_published_collection(self):
+        source, destination, rule = store()
+        publish(rule, destination)
+        run_share(SharingConfig.objects.get().pk)
+        puller = make_config("partner taxii", connector="taxii", initial_range=30, secrets={"token": TOKEN},
+                             settings={"url": f"{self.live_server_url}/taxii2/", "version": "detect", "auth": "bearer",
+                                       "collections": "web indicators", "page_size": 2, "lookback": 0})
+        run = run_pull(puller.pk, trigger="manual")
+        self.assertEqual((run.status, run.received, run.rejected), ("success", 5, 0), run.error)
+        # The values were in the store already: the pull adds the TAXII source's sightings, with what
+        # the objects said (confidence 70 -> reputation 7, the labels, the comments).
+        sightings = Sighting.objects.filter(source=puller).select_related("indicator")
+        self.assertEqual({sighting.indicator.value for sighting in sightings}, set(URLS))
+        self.assertEqual({(s.reputation, tuple(s.tags)) for s in sightings}, {(7, ("phishing",))})
+        self.assertTrue(all("from the feed" in s.comments for s in sightings))
+        again = run_pull(puller.pk, trigger="manual")
+        self.assertEqual((again.status, again.received), ("success", 0))  # from where the last pull stopped
 
     def test_wrong_credentials_are_refused(self):
         source, destination, rule = store()
