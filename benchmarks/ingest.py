@@ -72,39 +72,41 @@ def synthetic(i: int) -> tuple[str, str, str]:
     """``(type, value as the source sends it, canonical value)`` of indicator ``i``: unique, deterministic."""
     seed = i.to_bytes(8, "little")
     bucket, variant = i % 100, i // 100 % 4
-    if bucket < 35:
-        return _hash("sha256", hashlib.sha256(seed).hexdigest(), variant)
-    if bucket < 45:
-        return _hash("md5", hashlib.md5(seed).hexdigest(), variant)
     if bucket < 50:
-        return _hash("sha1", hashlib.sha1(seed).hexdigest(), variant)
-    digest = hashlib.blake2b(seed, digest_size=16).hexdigest()
-    if bucket < 75:
-        return _url(digest, variant)
-    if bucket < 90:
-        return _domain(digest, variant)
-    if bucket < 98:
-        return _ipv4(i, variant)
-    return _ipv6(digest, variant)
+        if bucket < 35:
+            kind, digest = "sha256", _sha256(seed).hexdigest()
+        elif bucket < 45:
+            kind, digest = "md5", _md5(seed).hexdigest()
+        else:
+            kind, digest = "sha1", _sha1(seed).hexdigest()
+        return kind, digest.upper() if variant == 0 else digest, digest
+    if bucket >= 90:
+        return _ipv4(i, variant) if bucket < 98 else _ipv6(_blake2b(seed, digest_size=16).hexdigest(), variant)
+    digest = _blake2b(seed, digest_size=16).hexdigest()
+    return _url(digest, variant) if bucket < 75 else _domain(digest, variant)
 
 
-def _hash(kind: str, hexdigest: str, variant: int) -> tuple[str, str, str]:
-    return kind, hexdigest.upper() if variant == 0 else hexdigest, hexdigest
+_sha256, _md5, _sha1, _blake2b = hashlib.sha256, hashlib.md5, hashlib.sha1, hashlib.blake2b
 
 
 def _url(digest: str, variant: int) -> tuple[str, str, str]:
     scheme = "https" if int(digest[-1], 16) % 2 else "http"
     host, path = f"www.{digest[:12]}.{TLDS[int(digest[12], 16) % 5]}", f"/{digest[13:21]}/index.php?id={digest[21:25]}"
     canonical = f"{scheme}://{host}{path}"
-    port = 443 if scheme == "https" else 80
-    fanged = (f"{scheme}://{host.upper()}{path}", f"{scheme}://{host}:{port}{path}",
-              f"hxxp{scheme[4:]}://{host.replace('.', '[.]')}{path}")
-    return "url", canonical if variant == 3 else fanged[variant], canonical
+    if variant == 0:
+        return "url", f"{scheme}://{host.upper()}{path}", canonical
+    if variant == 1:
+        return "url", f"{scheme}://{host}:{443 if scheme == 'https' else 80}{path}", canonical
+    if variant == 2:
+        return "url", f"hxxp{scheme[4:]}://{host.replace('.', '[.]')}{path}", canonical
+    return "url", canonical, canonical
 
 
 def _domain(digest: str, variant: int) -> tuple[str, str, str]:
     name = f"{digest[:10]}.{digest[10:16]}.{TLDS[int(digest[16], 16) % 5]}"
-    return "domain", (name.upper(), name + ".", name.replace(".", "[.]"), name)[variant], name
+    if variant == 3:
+        return "domain", name, name
+    return "domain", name.upper() if variant == 0 else name + "." if variant == 1 else name.replace(".", "[.]"), name
 
 
 def _ipv4(i: int, variant: int) -> tuple[str, str, str]:
@@ -114,15 +116,22 @@ def _ipv4(i: int, variant: int) -> tuple[str, str, str]:
 
 
 def _ipv6(digest: str, variant: int) -> tuple[str, str, str]:
-    groups = [f"{int(digest[k:k + 3], 16) | 0x1000:x}" for k in range(0, 18, 3)]  # no zero group to compress
-    address = "2001:db8:" + ":".join(groups)
-    return "ipv6", (address.upper(), "2001:0db8:" + ":".join(groups), f"[{address}]", address)[variant], address
+    groups = ":".join([f"{int(digest[k:k + 3], 16) | 0x1000:x}" for k in range(0, 18, 3)])  # no zero group
+    address = "2001:db8:" + groups
+    if variant == 3:
+        return "ipv6", address, address
+    sent = address.upper() if variant == 0 else "2001:0db8:" + groups if variant == 1 else f"[{address}]"
+    return "ipv6", sent, address
+
+
+# One tag list per type, handed to each of its records, as a feed hands its configured tags (connectors/webfeed.py).
+TAGS = {kind: ["bench", kind] for kind in TAGS_JSON}
 
 
 def record(i: int) -> Record:
     type_, value, _ = synthetic(i)
     return Record(value, type_, first_seen=FIRST_SEEN, last_seen=LAST_SEEN, severity=SEVERITIES[i % 5],
-                  tags=["bench", type_], external_id=f"bench-{i}")
+                  tags=TAGS[type_], external_id=f"bench-{i}")
 
 
 def raw_row(i: int) -> tuple:
