@@ -211,9 +211,8 @@ class _PostgreSQL(_Dialect):
         False, having written nothing, if one of them exists after all (a unique violation)."""
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                ids = _reserve_ids(cursor, Indicator._meta.db_table, len(rows))
-                sighting_ids = _reserve_ids(cursor, Sighting._meta.db_table, len(rows))
+                ids, sighting_ids = _reserve_ids(cursor, len(rows), Indicator._meta.db_table, Sighting._meta.db_table,
+                                                 synchronous_commit_off=True)
                 indicators, sightings = pgcopy.store_rows(rows, ids, sighting_ids, source_id, now)
                 _copy_encoded(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, indicators)
                 _copy_encoded(cursor, Sighting._meta.db_table, ("id", *SIGHTING_COLUMNS), [b"".join(sightings)])
@@ -222,20 +221,28 @@ class _PostgreSQL(_Dialect):
         return True
 
 
-def _reserve_ids(cursor, table: str, count: int) -> range | list[int]:
-    """``count`` new ids from ``table``'s sequence. They are one contiguous range unless another
-    session drew from the sequence meanwhile: then (only) ids are drawn again, and fetched one by one."""
-    # The sequence, cast to regclass inside a scalar subquery: looked up once, not once per row
+def _reserve_ids(cursor, count: int, *tables: str, synchronous_commit_off: bool = False) -> list[range | list[int]]:
+    """``count`` new ids from each of ``tables``' sequences, in one round trip (with, if asked,
+    ``SET LOCAL synchronous_commit TO OFF``: see ``clear``). They are one contiguous range per
+    table unless another session drew from a sequence meanwhile: then (only) that table's ids are
+    drawn again, and fetched one by one."""
+    # Each sequence cast to regclass inside a scalar subquery: looked up once, not once per row
     # (where the cast cost more than the nextval itself).
     sequence = "(SELECT pg_get_serial_sequence(%s, 'id')::regclass)"
-    cursor.execute(f"SELECT min(id), max(id), count(*) FROM (SELECT nextval({sequence}) AS id "
-                   "FROM generate_series(1, %s)) AS drawn", [table, count])
-    low, high, drawn = cursor.fetchone()
-    if high - low + 1 == drawn:  # sequence values are distinct: as many as the span holds is all of it
-        return range(low, high + 1)
-    # Scattered (the ids drawn are left unused: a sequence's gaps are harmless).
-    cursor.execute(f"SELECT array_agg(nextval({sequence})) FROM generate_series(1, %s)", [table, count])
-    return cursor.fetchone()[0]
+    draws = ", ".join(f"nextval({sequence}) AS id{k}" for k in range(len(tables)))
+    spans = ", ".join(f"min(id{k}), max(id{k})" for k in range(len(tables)))
+    setting = "set_config('synchronous_commit', 'off', true), " if synchronous_commit_off else ""
+    cursor.execute(f"SELECT {setting}count(*), {spans} FROM (SELECT {draws} FROM generate_series(1, %s)) AS drawn",
+                   [*tables, count])
+    drawn, *bounds = cursor.fetchone()[1 if synchronous_commit_off else 0:]
+    ids: list[range | list[int]] = []
+    for table, low, high in zip(tables, bounds[::2], bounds[1::2], strict=True):
+        if high - low + 1 == drawn:  # sequence values are distinct: as many as the span holds is all of them
+            ids.append(range(low, high + 1))
+        else:  # scattered (the ids drawn are left unused: a sequence's gaps are harmless)
+            cursor.execute(f"SELECT array_agg(nextval({sequence})) FROM generate_series(1, %s)", [table, count])
+            ids.append(cursor.fetchone()[0])
+    return ids
 
 
 def _copy_encoded(cursor, table: str, columns: tuple[str, ...], chunks) -> None:

@@ -345,9 +345,10 @@ class IdReservationTests(TestCase):
         from exchange.merge import _reserve_ids
 
         with connection.cursor() as cursor:
-            ids = _reserve_ids(cursor, Indicator._meta.db_table, 50)
-        self.assertIsInstance(ids, range)
-        self.assertEqual(len(ids), 50)
+            ids, sighting_ids = _reserve_ids(cursor, 50, Indicator._meta.db_table, Sighting._meta.db_table)
+        for drawn in (ids, sighting_ids):
+            self.assertIsInstance(drawn, range)
+            self.assertEqual(len(drawn), 50)
 
     def test_scattered_ids_are_returned_as_drawn(self):
         from exchange.merge import _reserve_ids
@@ -356,11 +357,22 @@ class IdReservationTests(TestCase):
         with connection.cursor() as cursor:
             # As when other sessions draw from the sequence at the same time: gaps between the values.
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 3")
-            ids = _reserve_ids(cursor, table, 5)
+            ids, sighting_ids = _reserve_ids(cursor, 5, table, Sighting._meta.db_table)
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 1")
         self.assertNotIsInstance(ids, range)
         self.assertEqual(len(set(ids)), 5)
         self.assertEqual(sorted(ids), list(range(min(ids), min(ids) + 15, 3)))
+        self.assertEqual(len(sighting_ids), 5)  # the other table's, contiguous, stay a range
+        self.assertIsInstance(sighting_ids, range)
+
+    def test_the_draw_can_turn_synchronous_commit_off_for_the_transaction(self):
+        from exchange.merge import _reserve_ids
+
+        with connection.cursor() as cursor:
+            (ids,) = _reserve_ids(cursor, 3, Indicator._meta.db_table, synchronous_commit_off=True)
+            cursor.execute("SHOW synchronous_commit")
+            self.assertEqual(cursor.fetchone()[0], "off")
+        self.assertEqual(len(ids), 3)
 
     def test_a_copied_batch_leaves_the_ids_it_drew_to_itself(self):
         config = make_config("copied")
