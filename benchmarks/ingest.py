@@ -334,7 +334,7 @@ def two_table_copy(n: int, batch: int) -> dict:
                 (id_, t, v, first, last, exp, True, rep, sev, tags, com, 1, now, now)
                 for id_, (t, v, first, last, exp, rep, sev, tags, com, _, _) in rows))
             _copy_into(cursor.cursor, "bench_sighting", SIGHTING_COPY, (
-                (id_, id_, 1, first, last, exp, rep, sev, tags, com, ext, hits, now, now)
+                (id_, 1, first, last, exp, rep, sev, tags, com, ext, hits, now, now)
                 for id_, (_, _, first, last, exp, rep, sev, tags, com, ext, hits) in rows))
     return {"seconds": time.perf_counter() - started}
 
@@ -343,9 +343,9 @@ INDICATOR_COPY = (("id", "type", "value", "first_seen", "last_seen", "expires_at
                    "tags", "comments", "source_id", "created", "updated"),
                   ("int8", "varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "bool", "int2",
                    "varchar", "jsonb", "text", "int8", "timestamptz", "timestamptz"))
-SIGHTING_COPY = (("id", "indicator_id", "source_id", "first_seen", "last_seen", "expires_at", "reputation",
+SIGHTING_COPY = (("indicator_id", "source_id", "first_seen", "last_seen", "expires_at", "reputation",
                   "severity", "tags", "comments", "external_id", "hits", "created", "updated"),
-                 ("int8", "int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "jsonb",
+                 ("int8", "int8", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar", "jsonb",
                   "text", "varchar", "int4", "timestamptz", "timestamptz"))
 
 

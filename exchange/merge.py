@@ -211,11 +211,10 @@ class _PostgreSQL(_Dialect):
         False, having written nothing, if one of them exists after all (a unique violation)."""
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                ids, sighting_ids = _reserve_ids(cursor, len(rows), Indicator._meta.db_table, Sighting._meta.db_table,
-                                                 synchronous_commit_off=True)
-                indicators, sightings = pgcopy.store_rows(rows, ids, sighting_ids, source_id, now)
+                (ids,) = _reserve_ids(cursor, len(rows), Indicator._meta.db_table, synchronous_commit_off=True)
+                indicators, sightings = pgcopy.store_rows(rows, ids, source_id, now)
                 _copy_encoded(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, indicators)
-                _copy_encoded(cursor, Sighting._meta.db_table, ("id", *SIGHTING_COLUMNS), [b"".join(sightings)])
+                _copy_encoded(cursor, Sighting._meta.db_table, SIGHTING_COLUMNS, [b"".join(sightings)])
         except IntegrityError:
             return False
         return True

@@ -31,10 +31,8 @@ _INT4 = struct.Struct(">ii").pack
 _INT2 = struct.Struct(">ih").pack
 _TRUE, _FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
 _JSONB_VERSION = b"\x01"
-# A row's start: the field count, then its first two int8 fields (the ids).
-_TWO_IDS = struct.Struct(">hiqiq").pack
 _FIELDS = struct.Struct(">h").pack
-_ONE_ID = struct.Struct(">hiq").pack
+_ONE_ID = struct.Struct(">hiq").pack  # a row's start: its field count, then its first field, an int8 (an id)
 
 
 def timestamptz(moment: datetime | None) -> bytes:
@@ -60,11 +58,11 @@ def int8(value: int) -> bytes:
     return _INT8(8, value)
 
 
-def store_rows(rows: Sequence[tuple], ids: Sequence[int], sighting_ids: Sequence[int] | None, source_id: int,
+def store_rows(rows: Sequence[tuple], ids: Sequence[int], source_id: int,
                now: datetime) -> tuple[Iterator[bytes], list[bytes]]:
     """The Indicator and Sighting rows of new indicators, in the column orders of
-    ``INDICATOR_COLUMNS`` and ``SIGHTING_COLUMNS`` (with ``id`` first when ``sighting_ids`` is
-    given), from merge rows (``exchange.merge.STAGE_COLUMNS``) and their ids.
+    ``exchange.merge._NEW_INDICATOR_COLUMNS`` and ``exchange.merge.SIGHTING_COLUMNS``, from merge
+    rows (``exchange.merge.STAGE_COLUMNS``) and the indicators' ids.
 
     The indicators come as an iterator of chunks, encoded as they are sent; the sightings, encoded
     along the way, as a list, ready when the indicators' COPY ends."""
@@ -78,8 +76,8 @@ def store_rows(rows: Sequence[tuple], ids: Sequence[int], sighting_ids: Sequence
         tails: dict[int, bytes] = {}  # per hits: hits, created, updated
         chunk = [SIGNATURE]
         add_indicator, add_sighting = chunk.append, sightings.append
-        for index, (kind, value, first, last, expires, reputation, severity, tags, comments, external,
-                    hits) in enumerate(rows):
+        for id_, (kind, value, first, last, expires, reputation, severity, tags, comments, external,
+                  hits) in zip(ids, rows, strict=True):
             key = (first, last, expires, reputation, severity, tags, comments)
             runs = shared.get(key)
             if runs is None:
@@ -93,13 +91,10 @@ def store_rows(rows: Sequence[tuple], ids: Sequence[int], sighting_ids: Sequence
             tail = tails.get(hits)
             if tail is None:
                 tail = tails[hits] = _INT4(4, hits) + stamps
-            id_ = ids[index]
             data = value.encode()
             add_indicator(b"".join((_ONE_ID(14, 8, id_), kind_field, _LENGTH(len(data)), data, runs[0])))
             data = external.encode()
-            start = (_TWO_IDS(14, 8, sighting_ids[index], 8, id_) if sighting_ids is not None
-                     else _ONE_ID(13, 8, id_))
-            add_sighting(b"".join((start, runs[1], _LENGTH(len(data)), data, tail)))
+            add_sighting(b"".join((_ONE_ID(13, 8, id_), runs[1], _LENGTH(len(data)), data, tail)))
             if len(chunk) >= CHUNK_ROWS:
                 yield b"".join(chunk)
                 chunk.clear()

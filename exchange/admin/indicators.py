@@ -1,7 +1,12 @@
 """The store: indicators with their sightings."""
 
+from datetime import datetime
+
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, Q
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from exchange.admin.widgets import shorten
 from exchange.models import Indicator, PluginConfig, Sighting
@@ -23,18 +28,35 @@ class SourceFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SightingInline(admin.TabularInline):
-    model = Sighting
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = ["source", "first_seen", "last_seen", "expires_at", "reputation", "severity", "tags", "comments",
-              "external_id", "hits"]
-    readonly_fields = fields
-    ordering = ["-last_seen"]
+# Sightings are keyed by (indicator, source), which the admin's inlines do not handle: the
+# indicator page shows them as a read-only table instead (they only ever come from the merge).
+SIGHTING_COLUMNS = [("source", "source"), ("first_seen", "first seen"), ("last_seen", "last seen"),
+                    ("expires_at", "expires"), ("reputation", "reputation"), ("severity", "severity"),
+                    ("tags", "tags"), ("comments", "comments"), ("external_id", "external id"), ("hits", "hits")]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("source")
+
+def _cell(sighting: Sighting, field: str) -> str:
+    value = getattr(sighting, field)
+    if field == "source":
+        return value.name
+    if field == "tags":
+        return ", ".join(value)
+    if field == "expires_at" and value is None:
+        return "never"
+    if isinstance(value, datetime):
+        return date_format(localtime(value), "DATETIME_FORMAT")
+    return shorten(str(value), 200)
+
+
+def sightings_table(indicator: Indicator) -> str:
+    sightings = indicator.sightings.select_related("source").order_by("-last_seen")
+    if not sightings:
+        return "none"
+    head = format_html_join("", "<th>{}</th>", ((label,) for _, label in SIGHTING_COLUMNS))
+    rows = format_html_join("", "<tr>{}</tr>", (
+        (format_html_join("", "<td>{}</td>", ((_cell(sighting, field),) for field, _ in SIGHTING_COLUMNS)),)
+        for sighting in sightings))
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, rows)
 
 
 @admin.register(Indicator)
@@ -44,13 +66,14 @@ class IndicatorAdmin(admin.ModelAdmin):
     search_fields = ["value"]
     search_help_text = "A value (defanged is fine): exact match on its normalized form, or the start of a value."
     list_select_related = ["source"]
-    readonly_fields = ["type", "value", "first_seen", "last_seen", "expires_at", "source", "created", "updated"]
+    readonly_fields = ["type", "value", "first_seen", "last_seen", "expires_at", "source", "created", "updated",
+                       "sightings"]
     fieldsets = [
         ("Indicator", {"fields": ["type", "value", "active"]}),
         ("Metadata", {"fields": ["reputation", "severity", "tags", "comments", "source"]}),
         ("Timeline", {"fields": ["first_seen", "last_seen", "expires_at", "created", "updated"]}),
+        ("Sightings", {"fields": ["sightings"], "description": "Each source's own report of this indicator."}),
     ]
-    inlines = [SightingInline]
     ordering = ["-id"]
     list_per_page = 100
     # COUNT(*) over millions of rows on every page view is not worth the number it shows.
@@ -58,6 +81,10 @@ class IndicatorAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # indicators come from sources (or the API), through normalize and merge
+
+    @admin.display(description="by source")
+    def sightings(self, obj):
+        return sightings_table(obj) if obj.pk else "none"
 
     @admin.display(description="value", ordering="value")
     def value_short(self, obj):

@@ -86,12 +86,17 @@ class Indicator(models.Model):
 class Sighting(models.Model):
     """One source's report of an indicator: provenance, with that source's own view of it."""
 
+    # Keyed by (indicator, source), the merge's ON CONFLICT target and "which sources reported
+    # this indicator": no id column and no index of its own to write for every new indicator
+    # (benchmarks/ingest.py). The admin does not edit models with a composite key: the indicator
+    # page shows its sightings as a table (exchange/admin/indicators.py).
+    pk = models.CompositePrimaryKey("indicator", "source")
     # No database foreign keys here: PostgreSQL checks them row by row, which cost a quarter of a
     # bulk merge (benchmarks/ingest.py). The merge writes sightings only by joining their
     # indicators, and deletions cascade through the ORM, as Django does for every relation.
-    # No separate index on indicator: the unique constraint below starts with it. None on source:
-    # "indicators a source reported" goes through that constraint too, from the indicator side,
-    # and deleting a configuration (a full scan) is rare.
+    # No separate index on indicator: the key starts with it. None on source: "indicators a source
+    # reported" goes through the key too, from the indicator side, and deleting a configuration
+    # (a full scan) is rare.
     indicator = models.ForeignKey(
         Indicator, on_delete=models.CASCADE, related_name="sightings", db_index=False, db_constraint=False
     )
@@ -110,12 +115,6 @@ class Sighting(models.Model):
     hits = models.PositiveIntegerField(default=1, help_text="Reports of this indicator that brought new information.")
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        constraints = [
-            # The merge's ON CONFLICT target; also "which sources reported this indicator".
-            models.UniqueConstraint(fields=["indicator", "source"], name="sighting_indicator_source_uniq"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.indicator_id} by {self.source_id}"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from connectors.base import Record
 from exchange.ingest import MergeHints, ingest_batch
-from exchange.models import Indicator, PluginConfig, Sighting
+from exchange.models import Indicator, PluginConfig, Run, Sighting
 from tests.support.factories import make_config
 
 
@@ -345,8 +345,9 @@ class IdReservationTests(TestCase):
         from exchange.merge import _reserve_ids
 
         with connection.cursor() as cursor:
-            ids, sighting_ids = _reserve_ids(cursor, 50, Indicator._meta.db_table, Sighting._meta.db_table)
-        for drawn in (ids, sighting_ids):
+            # Any two tables with sequences: the draw takes several in one statement.
+            ids, run_ids = _reserve_ids(cursor, 50, Indicator._meta.db_table, Run._meta.db_table)
+        for drawn in (ids, run_ids):
             self.assertIsInstance(drawn, range)
             self.assertEqual(len(drawn), 50)
 
@@ -357,13 +358,13 @@ class IdReservationTests(TestCase):
         with connection.cursor() as cursor:
             # As when other sessions draw from the sequence at the same time: gaps between the values.
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 3")
-            ids, sighting_ids = _reserve_ids(cursor, 5, table, Sighting._meta.db_table)
+            ids, run_ids = _reserve_ids(cursor, 5, table, Run._meta.db_table)
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN id SET INCREMENT BY 1")
         self.assertNotIsInstance(ids, range)
         self.assertEqual(len(set(ids)), 5)
         self.assertEqual(sorted(ids), list(range(min(ids), min(ids) + 15, 3)))
-        self.assertEqual(len(sighting_ids), 5)  # the other table's, contiguous, stay a range
-        self.assertIsInstance(sighting_ids, range)
+        self.assertEqual(len(run_ids), 5)  # the other table's, contiguous, stay a range
+        self.assertIsInstance(run_ids, range)
 
     def test_the_draw_can_turn_synchronous_commit_off_for_the_transaction(self):
         from exchange.merge import _reserve_ids
@@ -383,4 +384,4 @@ class IdReservationTests(TestCase):
         ingest_batch(make_config("later"), [Record(f"{i}.later.example", "domain") for i in range(20)], now)
         Indicator.objects.create(type="domain", value="orm.example", first_seen=now, last_seen=now)
         self.assertEqual(Indicator.objects.count(), 41)
-        self.assertEqual(Sighting.objects.values("id").distinct().count(), 40)
+        self.assertEqual(Sighting.objects.values("indicator", "source").distinct().count(), 40)
