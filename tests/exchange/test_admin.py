@@ -283,6 +283,13 @@ class IndicatorAdminTests(AdminTestCase):
                 self.assertEqual("http://evil.example.com/x" in response.content.decode(), expected)
 
     def test_the_indicator_page_lists_its_sightings(self):
+        second = make_config("second feed", aging_days=0)
+        ingest_batch(second, [Record("http://evil.example.com/x", "url", tags=["c2", "<b>"], external_id="ext-9")],
+                     timezone.now())
         response = self.client.get(reverse("admin:exchange_indicator_change", args=[self.indicator.pk]))
         self.assertContains(response, "Sightings")
-        self.assertContains(response, ">feed<")
+        self.assertContains(response, "<td>feed</td>", html=False)
+        self.assertContains(response, "<td>second feed</td>")
+        self.assertContains(response, "<td>&lt;b&gt;, c2</td>")  # sorted, and escaped
+        self.assertContains(response, "<td>ext-9</td>")
+        self.assertContains(response, "<td>never</td>")  # aging off: the second sighting never expires
