@@ -34,7 +34,7 @@ STAGE_COLUMNS = (
 _STAGE_DDL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (type varchar(10), value varchar(2048), "
     "first_seen {ts}, last_seen {ts}, expires_at {ts}, reputation smallint, severity varchar(10), "
-    "tags text, comments text, external_id varchar(255), hits integer)"
+    "tags {json}, comments text, external_id varchar(255), hits integer)"
 )
 
 
@@ -90,8 +90,11 @@ def _sighting_updates() -> dict[str, str]:
 class _Dialect:
     vendor: str
     distinct = "IS DISTINCT FROM"
-    tags = "s.tags::jsonb"
+    tags = "s.tags"
     timestamp_type = "timestamptz"
+    # The staged tags: jsonb on PostgreSQL, read once by the COPY, rather than text cast to jsonb
+    # by each statement that compares or writes them (the unchanged pass did it twice per row).
+    json_type = "jsonb"
 
     def __init__(self):
         self.unchanged_sql = self._unchanged_sql()
@@ -155,7 +158,7 @@ class _Dialect:
                             _sighting_updates(), extra)
 
     def stage(self, cursor, rows: list[tuple]) -> None:
-        cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type))
+        cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type, json=self.json_type))
         self.clear(cursor)
         self.load(cursor, rows)
 
@@ -262,6 +265,7 @@ class _SQLite(_Dialect):
     distinct = "IS NOT"
     tags = "s.tags"
     timestamp_type = "text"
+    json_type = "text"
 
     def load(self, cursor, rows: list[tuple]) -> None:
         adapt = _sqlite_datetime

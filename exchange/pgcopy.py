@@ -106,8 +106,7 @@ def store_rows(rows: Sequence[tuple], ids: Sequence[int], source_id: int,
 
 
 def stage_rows(rows: Sequence[tuple]) -> Iterator[bytes]:
-    """Merge rows (``exchange.merge.STAGE_COLUMNS``) for the staging table, in chunks; its tags column is text
-    (the JSON), cast to jsonb where the merge writes it."""
+    """Merge rows (``exchange.merge.STAGE_COLUMNS``) for the staging table, in chunks."""
     shared: dict[tuple, bytes] = {}
     kinds: dict[str, bytes] = {}
     count = _FIELDS(11)  # type, value, first_seen, last_seen, expires_at, reputation, severity, tags, ...
@@ -118,7 +117,7 @@ def stage_rows(rows: Sequence[tuple]) -> Iterator[bytes]:
         run = shared.get(key)
         if run is None:
             run = shared[key] = (timestamptz(first) + timestamptz(last) + timestamptz(expires)
-                                 + _INT2(2, reputation) + text(severity) + text(tags) + text(comments))
+                                 + _INT2(2, reputation) + text(severity) + jsonb(tags) + text(comments))
         kind_field = kinds.get(kind)
         if kind_field is None:
             kind_field = kinds[kind] = text(kind)
