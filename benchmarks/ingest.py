@@ -68,25 +68,32 @@ TAGS_JSON = {kind: f'["bench", "{kind}"]' for kind in ("url", "domain", "ipv4", 
 
 # -- synthetic indicators -----------------------------------------------------------------------------------
 
-def synthetic(i: int) -> tuple[str, str, str]:
-    """``(type, value as the source sends it, canonical value)`` of indicator ``i``: unique, deterministic."""
-    seed = i.to_bytes(8, "little")
-    bucket, variant = i % 100, i // 100 % 4
-    if bucket < 50:
-        if bucket < 35:
-            kind, digest = "sha256", _sha256(seed).hexdigest()
-        elif bucket < 45:
-            kind, digest = "md5", _md5(seed).hexdigest()
-        else:
-            kind, digest = "sha1", _sha1(seed).hexdigest()
-        return kind, digest.upper() if variant == 0 else digest, digest
-    if bucket >= 90:
-        return _ipv4(i, variant) if bucket < 98 else _ipv6(_blake2b(seed, digest_size=16).hexdigest(), variant)
-    digest = _blake2b(seed, digest_size=16).hexdigest()
-    return _url(digest, variant) if bucket < 75 else _domain(digest, variant)
+def synthetic(start: int, stop: int) -> Iterator[tuple[int, str, str, str]]:
+    """``(i, type, value as the source sends it, canonical value)`` of indicators ``start`` to
+    ``stop - 1``: unique, deterministic. Indicator ``i`` is of type ``i % 100`` (the buckets below)
+    and variant ``i // 100 % 4`` (how it is written); its random digits are its 64 of the
+    SHAKE-256 stream of its block of 100 (one hash call per block rather than per indicator)."""
+    for block in range(start // 100, (stop + 99) // 100):
+        digits = _shake(block.to_bytes(8, "little")).hexdigest(3200)
+        variant, first = block % 4, block * 100
+        for i in range(max(start, first), min(stop, first + 100)):
+            bucket = i - first
+            digest = digits[bucket * 64:bucket * 64 + 64]
+            if bucket < 50:
+                kind, digest = ("sha256", digest) if bucket < 35 else ("md5", digest[:32]) if bucket < 45 else \
+                    ("sha1", digest[:40])
+                yield i, kind, digest.upper() if variant == 0 else digest, digest
+            elif bucket < 75:
+                yield i, *_url(digest, variant)
+            elif bucket < 90:
+                yield i, *_domain(digest, variant)
+            elif bucket < 98:
+                yield i, *_ipv4(i, variant)
+            else:
+                yield i, *_ipv6(digest, variant)
 
 
-_sha256, _md5, _sha1, _blake2b = hashlib.sha256, hashlib.md5, hashlib.sha1, hashlib.blake2b
+_shake = hashlib.shake_256
 
 
 def _url(digest: str, variant: int) -> tuple[str, str, str]:
@@ -128,17 +135,16 @@ def _ipv6(digest: str, variant: int) -> tuple[str, str, str]:
 TAGS = {kind: ["bench", kind] for kind in TAGS_JSON}
 
 
-def record(i: int) -> Record:
-    type_, value, _ = synthetic(i)
-    return Record(value, type_, first_seen=FIRST_SEEN, last_seen=LAST_SEEN, severity=SEVERITIES[i % 5],
-                  tags=TAGS[type_], external_id=f"bench-{i}")
+def records(start: int, stop: int) -> list[Record]:
+    return [Record(value, type_, first_seen=FIRST_SEEN, last_seen=LAST_SEEN, severity=SEVERITIES[i % 5],
+                   tags=TAGS[type_], external_id=f"bench-{i}") for i, type_, value, _ in synthetic(start, stop)]
 
 
-def raw_row(i: int) -> tuple:
-    """The staging row the ingest makes of ``record(i)``, in ``exchange.merge.STAGE_COLUMNS`` order."""
-    type_, _, value = synthetic(i)
-    return (type_, value, FIRST_SEEN, LAST_SEEN, EXPIRES, 5, CLEAN_SEVERITIES[i % 5], TAGS_JSON[type_], "",
-            f"bench-{i}", 1)
+def raw_rows(start: int, stop: int) -> Iterator[tuple]:
+    """The staging rows the ingest makes of ``records(start, stop)``, in ``exchange.merge.STAGE_COLUMNS`` order."""
+    for i, type_, _, value in synthetic(start, stop):
+        yield (type_, value, FIRST_SEEN, LAST_SEEN, EXPIRES, 5, CLEAN_SEVERITIES[i % 5], TAGS_JSON[type_], "",
+               f"bench-{i}", 1)
 
 
 @register
@@ -155,9 +161,9 @@ class Synthetic(Connector):
         n, size = ctx.settings["n"], ctx.settings["batch"]
         for start in range(ctx.cursor or 0, n, size):
             began = time.perf_counter()
-            records = [record(i) for i in range(start, min(start + size, n))]
+            batch = records(start, min(start + size, n))
             STAGES["source"] = STAGES.get("source", 0.0) + time.perf_counter() - began
-            yield Batch(records, cursor=start + len(records))
+            yield Batch(batch, cursor=start + len(batch))
 
 
 def check_generator(count: int = 5000) -> None:
@@ -165,9 +171,9 @@ def check_generator(count: int = 5000) -> None:
     from exchange.ingest import prepare
     from exchange.models import PluginConfig
 
-    rows, rejections = prepare(PluginConfig(), [record(i) for i in range(count)], LAST_SEEN + timedelta(hours=1))
+    rows, rejections = prepare(PluginConfig(), records(0, count), LAST_SEEN + timedelta(hours=1))
     assert not rejections, rejections[:3]
-    expected = sorted((raw_row(i) for i in range(count)), key=lambda row: row[1])  # the ingest's order
+    expected = sorted(raw_rows(0, count), key=lambda row: row[1])  # the ingest's order
     assert rows == expected, "the baseline rows differ from the ingest's"
 
 
@@ -329,7 +335,7 @@ def two_table_copy(n: int, batch: int) -> dict:
     started = time.perf_counter()
     for start in range(0, n, batch):
         with transaction.atomic(), connection.cursor() as cursor:
-            rows = [(i + 1, raw_row(i)) for i in range(start, min(start + batch, n))]
+            rows = list(enumerate(raw_rows(start, min(start + batch, n)), start + 1))
             _copy_into(cursor.cursor, "bench_indicator", INDICATOR_COPY, (
                 (id_, t, v, first, last, exp, True, rep, sev, tags, com, 1, now, now)
                 for id_, (t, v, first, last, exp, rep, sev, tags, com, _, _) in rows))
@@ -375,8 +381,8 @@ def _copy_rows(cursor, indexes: range) -> None:
     with cursor.copy(f"COPY {RAW_TABLE} FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(("varchar", "varchar", "timestamptz", "timestamptz", "timestamptz", "int2", "varchar",
                         "text", "text", "varchar", "int4"))
-        for i in indexes:
-            copy.write_row(raw_row(i))
+        for row in raw_rows(indexes.start, indexes.stop):
+            copy.write_row(row)
 
 
 def _insert_rows(cursor, indexes: range) -> None:
@@ -384,7 +390,7 @@ def _insert_rows(cursor, indexes: range) -> None:
 
     first, last, expires = (connection.ops.adapt_datetimefield_value(moment) for moment in (FIRST_SEEN, LAST_SEEN,
                                                                                           EXPIRES))
-    rows = map(raw_row, indexes)
+    rows = raw_rows(indexes.start, indexes.stop)
     cursor.executemany(
         f"INSERT INTO {RAW_TABLE} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         ((t, v, first, last, expires, r, s, tags, c, x, h) for t, v, _, _, _, r, s, tags, c, x, h in rows),
