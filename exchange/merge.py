@@ -208,16 +208,19 @@ class _PostgreSQL(_Dialect):
         fresh, done = cursor.fetchone()
         return fresh, fresh
 
-    def insert_new(self, rows: list[tuple], source_id: int, now: datetime) -> bool:
+    def insert_new(self, rows: list[tuple], source_id: int, now: datetime,
+                   encoded: pgcopy.StoreBodies | None = None) -> bool:
         """Write a batch of indicators none of which exists yet, with their sightings, by binary
         COPY straight into the two tables: what the upserts would write, at COPY speed. Returns
-        False, having written nothing, if one of them exists after all (a unique violation)."""
+        False, having written nothing, if one of them exists after all (a unique violation).
+        ``encoded``: the rows' ``pgcopy.store_bodies`` for ``source_id`` and ``now``, if made already."""
+        bodies = encoded or pgcopy.store_bodies(rows, source_id, now)
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 (ids,) = _reserve_ids(cursor, len(rows), Indicator._meta.db_table, synchronous_commit_off=True)
-                indicators, sightings = pgcopy.store_rows(rows, ids, source_id, now)
-                _copy_encoded(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, indicators)
-                _copy_encoded(cursor, Sighting._meta.db_table, SIGHTING_COLUMNS, [b"".join(sightings)])
+                indicators, sightings = pgcopy.store_rows(bodies, ids)
+                _copy_encoded(cursor, Indicator._meta.db_table, _NEW_INDICATOR_COLUMNS, (indicators,))
+                _copy_encoded(cursor, Sighting._meta.db_table, SIGHTING_COLUMNS, (sightings,))
         except IntegrityError:
             return False
         return True
@@ -313,16 +316,17 @@ def _dialect() -> _Dialect:
 
 
 def merge(rows: list[tuple], *, source_id: int, override: bool, now: datetime, drop_unchanged: bool = True,
-          all_new: bool = False) -> Merged:
+          all_new: bool = False, encoded: pgcopy.StoreBodies | None = None) -> Merged:
     """Merge deduplicated rows (in ``STAGE_COLUMNS`` order) from one source; call in a transaction.
 
     Two hints change the speed, never the result: ``drop_unchanged`` runs the read-only pass
     first (worth it when some rows may be unchanged); ``all_new`` first tries, on PostgreSQL,
-    to COPY the batch straight in as new indicators (worth it on a first pull)."""
+    to COPY the batch straight in as new indicators (worth it on a first pull), with the rows'
+    ``encoded`` COPY data if the caller made it beforehand."""
     if not rows:
         return Merged(0, 0)
     dialect = _dialect()
-    if all_new and dialect.vendor == "postgresql" and dialect.insert_new(rows, source_id, now):
+    if all_new and dialect.vendor == "postgresql" and dialect.insert_new(rows, source_id, now, encoded):
         return Merged(created=len(rows), updated=0)
     params = {"source": source_id, "override": override, "now": now}
     if dialect.vendor == "sqlite":

@@ -11,7 +11,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from connectors.base import Record
-from exchange.ingest import MergeHints, ingest_batch
+from exchange.ingest import MergeHints, ingest_batch, merge_prepared, prepare_batch
 from exchange.models import Indicator, PluginConfig, Run, Sighting
 from tests.support.factories import make_config
 
@@ -327,6 +327,35 @@ class MergeHintTests(TestCase):
             self.assertEqual(sightings[0]["hits"], 2)
             self.assertEqual(sightings[0]["external_id"], "second")
             self.assertEqual(indicators[0]["first_seen"], old)
+
+    def test_a_batch_encoded_ahead_is_stored_as_the_upsert_stores_it(self):
+        # After a batch of only new indicators, the next ones of that source are encoded for the
+        # COPY as they are prepared (on PostgreSQL): what they store must not differ either.
+        fast, slow = make_config("fast", aging_days=7), make_config("slow", aging_days=7)
+        hints = MergeHints(source_has_sightings=False)
+        ingest_batch(fast, [Record("first.fast.example", "domain")], self.now, hints=hints)
+
+        def records(source) -> list[Record]:
+            return [Record(f"{i}.{source.name}.example", "domain", reputation=i + 1, tags=["é", str(i)],
+                           comments=f"#{i}", external_id=f"x{i}", last_seen=self.now - timedelta(days=i * 4))
+                    for i in range(3)] + [Record(f"1.{source.name}.example", "domain", external_id="again")]
+
+        prepared = prepare_batch(fast, records(fast), self.now)
+        self.assertEqual(prepared.encoded is not None, connection.vendor == "postgresql")
+        copied = merge_prepared(fast, prepared, hints)
+        upserted = ingest_batch(slow, records(slow), self.now)
+        self.assertEqual((copied.created, copied.unchanged), (upserted.created, upserted.unchanged))
+
+        def stored(source):
+            indicators = Indicator.objects.filter(source=source, value__regex=r"^[0-9]\.").order_by("value")
+            return ([(i.value.split(".")[0], i.first_seen, i.last_seen, i.expires_at, i.active, i.reputation, i.tags,
+                      i.comments, i.created) for i in indicators],
+                    [(s.first_seen, s.expires_at, s.reputation, s.tags, s.comments, s.external_id, s.hits, s.updated)
+                     for s in Sighting.objects.filter(source=source, indicator__in=indicators)
+                     .order_by("indicator__value")])
+
+        self.assertEqual(stored(fast), stored(slow))
+        self.assertEqual([row[4] for row in stored(fast)[0]], [True, True, False])  # 8 days ago, aging 7
 
     def test_hints_learn_from_the_last_batch(self):
         hints = MergeHints(source_has_sightings=True)
