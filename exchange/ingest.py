@@ -223,21 +223,29 @@ class Prepared:
     rejections: list[Rejection]
     received: int
     now: datetime
-    encoded: pgcopy.StoreBodies | None = None  # the rows' COPY data for new indicators, if made ahead
+    # The rows' COPY data, if made ahead (on PostgreSQL): for new indicators, or for the staging table.
+    encoded: pgcopy.StoreBodies | None = None
+    staged: list[bytes] | None = None
 
 
-# Configurations whose last merged batch was all new indicators on PostgreSQL (a first pull):
-# their next batches are encoded for the COPY as they are prepared, in the pull's read-ahead
-# thread, so that the thread that writes to the database only joins the ids in and sends. Both
-# threads share one interpreter lock: the less the writer has to do, the sooner it hands the
-# database its next rows (benchmarks/ingest.py). A wrong guess costs the encoding, nothing else.
-_ENCODE_AHEAD: set[int] = set()
+# On PostgreSQL, how a configuration's last batch was written: "new" (COPY straight into the
+# store: a first pull) or "stage" (the staging table and the upserts). Its next batches are
+# encoded for that COPY as they are prepared, in the pull's read-ahead thread, so that the
+# thread that writes to the database has only to send them. Both threads share one interpreter
+# lock: the less the writer has to do, the sooner it hands the database its next rows
+# (benchmarks/ingest.py). A wrong guess costs the encoding, nothing else.
+_ENCODE_AHEAD: dict[int, str] = {}
 
 
 def prepare_batch(config, records: list[Record], now: datetime, first_position: int = 0) -> Prepared:
     rows, rejections = prepare(config, records, now, first_position)
-    encoded = pgcopy.store_bodies(rows, config.pk, now) if rows and config.pk in _ENCODE_AHEAD else None
-    return Prepared(rows, rejections, len(records), now, encoded)
+    prepared = Prepared(rows, rejections, len(records), now)
+    ahead = _ENCODE_AHEAD.get(config.pk) if rows else None
+    if ahead == "new":
+        prepared.encoded = pgcopy.store_bodies(rows, config.pk, now)
+    elif ahead == "stage":
+        prepared.staged = list(pgcopy.stage_rows(rows))
+    return prepared
 
 
 def ingest_batch(config, records: list[Record], now: datetime, first_position: int = 0,
@@ -251,13 +259,11 @@ def merge_prepared(config, prepared: Prepared, hints: MergeHints | None = None) 
     rows, rejections = prepared.rows, prepared.rejections
     merged = merge(rows, source_id=config.pk, override=config.override_reputation, now=prepared.now,
                    drop_unchanged=hints.drop_unchanged if hints else True, all_new=hints.all_new if hints else False,
-                   encoded=prepared.encoded)
+                   encoded=prepared.encoded, staged=prepared.staged)
     if hints:
         hints.learn(len(rows), merged.created, merged.updated)
-        if hints.all_new and connection.vendor == "postgresql":
-            _ENCODE_AHEAD.add(config.pk)
-        else:
-            _ENCODE_AHEAD.discard(config.pk)
+        if connection.vendor == "postgresql":
+            _ENCODE_AHEAD[config.pk] = "new" if hints.all_new else "stage"
     received = prepared.received
     rejected = len(rejections)
     return BatchResult(

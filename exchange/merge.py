@@ -157,15 +157,16 @@ class _Dialect:
         return self._upsert(table, "g", list(SIGHTING_COLUMNS), select, "indicator_id, source_id",
                             _sighting_updates(), extra)
 
-    def stage(self, cursor, rows: list[tuple]) -> None:
+    def stage(self, cursor, rows: list[tuple], encoded: list[bytes] | None = None) -> None:
         cursor.execute(_STAGE_DDL.format(stage=STAGE, ts=self.timestamp_type, json=self.json_type))
         self.clear(cursor)
-        self.load(cursor, rows)
+        self.load(cursor, rows, encoded)
 
     def clear(self, cursor) -> None:
         cursor.execute(f"DELETE FROM {STAGE}")
 
-    def load(self, cursor, rows: list[tuple]) -> None:
+    def load(self, cursor, rows: list[tuple], encoded: list[bytes] | None = None) -> None:
+        """Fill the staging table with ``rows`` (or their COPY data, ``encoded``, where there is COPY)."""
         raise NotImplementedError
 
     def upsert_indicators(self, cursor, params: dict) -> tuple[int, int]:
@@ -200,8 +201,8 @@ class _PostgreSQL(_Dialect):
         # Temporary tables are never vacuumed: TRUNCATE, not DELETE, or they bloat.
         cursor.execute(f"TRUNCATE {STAGE}")
 
-    def load(self, cursor, rows: list[tuple]) -> None:
-        _copy_encoded(cursor, STAGE, STAGE_COLUMNS, pgcopy.stage_rows(rows))
+    def load(self, cursor, rows: list[tuple], encoded: list[bytes] | None = None) -> None:
+        _copy_encoded(cursor, STAGE, STAGE_COLUMNS, encoded or pgcopy.stage_rows(rows))
 
     def upsert_indicators(self, cursor, params: dict) -> tuple[int, int]:
         cursor.execute(self.indicator_sql, params)
@@ -270,7 +271,7 @@ class _SQLite(_Dialect):
     timestamp_type = "text"
     json_type = "text"
 
-    def load(self, cursor, rows: list[tuple]) -> None:
+    def load(self, cursor, rows: list[tuple], encoded: list[bytes] | None = None) -> None:
         adapt = _sqlite_datetime
         cursor.executemany(
             f"INSERT INTO {STAGE} ({', '.join(STAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(STAGE_COLUMNS))})",
@@ -316,13 +317,15 @@ def _dialect() -> _Dialect:
 
 
 def merge(rows: list[tuple], *, source_id: int, override: bool, now: datetime, drop_unchanged: bool = True,
-          all_new: bool = False, encoded: pgcopy.StoreBodies | None = None) -> Merged:
+          all_new: bool = False, encoded: pgcopy.StoreBodies | None = None,
+          staged: list[bytes] | None = None) -> Merged:
     """Merge deduplicated rows (in ``STAGE_COLUMNS`` order) from one source; call in a transaction.
 
     Two hints change the speed, never the result: ``drop_unchanged`` runs the read-only pass
     first (worth it when some rows may be unchanged); ``all_new`` first tries, on PostgreSQL,
-    to COPY the batch straight in as new indicators (worth it on a first pull), with the rows'
-    ``encoded`` COPY data if the caller made it beforehand."""
+    to COPY the batch straight in as new indicators (worth it on a first pull). ``encoded`` and
+    ``staged``: the rows' COPY data (PostgreSQL) for that COPY and for the staging table, if the
+    caller made it beforehand."""
     if not rows:
         return Merged(0, 0)
     dialect = _dialect()
@@ -333,7 +336,7 @@ def merge(rows: list[tuple], *, source_id: int, override: bool, now: datetime, d
         params["now"] = dialect.adapt(now)
     unchanged = 0
     with connection.cursor() as cursor:
-        dialect.stage(cursor, rows)
+        dialect.stage(cursor, rows, staged)
         if drop_unchanged:
             cursor.execute(dialect.unchanged_sql, params)
             unchanged = cursor.rowcount

@@ -357,6 +357,34 @@ class MergeHintTests(TestCase):
         self.assertEqual(stored(fast), stored(slow))
         self.assertEqual([row[4] for row in stored(fast)[0]], [True, True, False])  # 8 days ago, aging 7
 
+    def test_a_batch_staged_ahead_is_merged_as_one_staged_when_merged(self):
+        # After a batch that went through the staging table, the next ones of that source are
+        # encoded for it as they are prepared (on PostgreSQL): the merge must come out the same.
+        ahead, inline = make_config("ahead"), make_config("inline")
+
+        def records(source, step: int) -> list[Record]:
+            return [Record(f"{i}.{source.name}.example", "domain", severity="high" if step and i % 2 else "low",
+                           tags=["t"], external_id=f"{step}-{i}" if i == 1 else "", last_seen=self.now)
+                    for i in range(4 + step)]
+
+        hints = MergeHints(source_has_sightings=False)
+        for step in range(3):
+            prepared = prepare_batch(ahead, records(ahead, step), self.now)
+            if step == 2:
+                self.assertEqual(prepared.staged is not None, connection.vendor == "postgresql")
+            merged = merge_prepared(ahead, prepared, hints)
+            expected = ingest_batch(inline, records(inline, step), self.now)
+            self.assertEqual((merged.created, merged.updated, merged.unchanged),
+                             (expected.created, expected.updated, expected.unchanged))
+        self.assertEqual((merged.created, merged.updated, merged.unchanged), (1, 1, 4))  # 5 new, 1 re-identified
+
+        def stored(source):
+            return [(s.indicator.value.split(".")[0], s.indicator.severity, s.indicator.tags, s.severity, s.external_id,
+                     s.hits) for s in Sighting.objects.filter(source=source).select_related("indicator")
+                    .order_by("indicator__value")]
+
+        self.assertEqual(stored(ahead), stored(inline))
+
     def test_hints_learn_from_the_last_batch(self):
         hints = MergeHints(source_has_sightings=True)
         self.assertEqual((hints.all_new, hints.drop_unchanged), (False, True))
