@@ -15,10 +15,11 @@ then a 16-bit -1.
 """
 
 import struct
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
+from itertools import accumulate, repeat
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # flags and header extension length: none
 TRAILER = b"\xff\xff"
@@ -34,7 +35,8 @@ _INT2 = struct.Struct(">ih").pack
 _TRUE, _FALSE = b"\x00\x00\x00\x01\x01", b"\x00\x00\x00\x01\x00"
 _JSONB_VERSION = b"\x01"
 _FIELDS = struct.Struct(">h").pack
-_ONE_ID = struct.Struct(">hiq").pack  # a row's start: its field count, then its first field, an int8 (an id)
+_ROW_START = struct.Struct(">hiq")  # a row's field count, then its first field, an int8 (an id)
+_ID_PLACEHOLDER = bytes(_ROW_START.size)
 
 
 def timestamptz(moment: datetime | None) -> bytes:
@@ -62,16 +64,19 @@ def int8(value: int) -> bytes:
 
 @dataclass(frozen=True)
 class StoreBodies:
-    """What the Indicator and Sighting rows of new indicators hold after their leading id: all
-    that does not depend on the ids, so that it can be encoded before they are drawn (by the
-    read-ahead thread, while the database writes the batch before)."""
+    """The COPY data of new indicators' Indicator and Sighting rows, but for their ids: all that
+    does not depend on the ids, so that it can be encoded before they are drawn (by the
+    read-ahead thread, while the database writes the batch before). Each row starts with a
+    placeholder where ``store_rows`` writes its field count and id."""
 
-    indicators: list[bytes]  # per row: type, value, first_seen, ... updated
-    sightings: list[bytes]  # per row: source_id, first_seen, ... updated
+    indicators: bytearray
+    sightings: bytearray
+    indicator_starts: list[int]  # where each row starts in ``indicators``
+    sighting_starts: list[int]
 
 
 def store_bodies(rows: Sequence[tuple], source_id: int, now: datetime) -> StoreBodies:
-    """The bodies of the rows ``store_rows`` writes for merge rows (``exchange.merge.STAGE_COLUMNS``)."""
+    """The rows ``store_rows`` completes, for merge rows (``exchange.merge.STAGE_COLUMNS``)."""
     source, stamp = int8(source_id), timestamptz(now)
     stamps = stamp + stamp
     shared: dict[tuple, tuple[bytes, bytes]] = {}  # per (first, last, expires, ..., comments): the two runs
@@ -95,22 +100,35 @@ def store_bodies(rows: Sequence[tuple], source_id: int, now: datetime) -> StoreB
         if tail is None:
             tail = tails[hits] = _INT4(4, hits) + stamps
         data = value.encode()
-        add_indicator(b"".join((kind_field, _LENGTH(len(data)), data, runs[0])))
+        add_indicator(b"".join((_ID_PLACEHOLDER, kind_field, _LENGTH(len(data)), data, runs[0])))
         data = external.encode()
-        add_sighting(b"".join((runs[1], _LENGTH(len(data)), data, tail)))
-    return StoreBodies(indicators, sightings)
+        add_sighting(b"".join((_ID_PLACEHOLDER, runs[1], _LENGTH(len(data)), data, tail)))
+    return StoreBodies(_joined(indicators), _joined(sightings), _starts(indicators), _starts(sightings))
 
 
-def store_rows(bodies: StoreBodies, ids: Sequence[int]) -> tuple[bytes, bytes]:
+def _joined(rows: list[bytes]) -> bytearray:
+    return bytearray().join((SIGNATURE, *rows, TRAILER))
+
+
+def _starts(rows: list[bytes]) -> list[int]:
+    """Where each of ``rows`` starts once joined after the signature."""
+    starts = list(accumulate(map(len, rows), initial=len(SIGNATURE)))
+    starts.pop()
+    return starts
+
+
+def store_rows(bodies: StoreBodies, ids: Sequence[int]) -> tuple[bytearray, bytearray]:
     """The whole COPY data of the Indicator and Sighting rows (``exchange.merge._NEW_INDICATOR_COLUMNS``
-    and ``exchange.merge.SIGHTING_COLUMNS``): each row its id and its body. Joined without a
-    Python step per row, so that it takes the thread that writes to the database next to no time."""
+    and ``exchange.merge.SIGHTING_COLUMNS``), ``bodies`` with the ids written in (in place). No
+    Python step per row, so that the thread that writes to the database spends next to no time here."""
     count = len(ids)
-    indicators = b"".join(chain((SIGNATURE,), chain.from_iterable(zip(
-        map(_ONE_ID, repeat(14, count), repeat(8), ids), bodies.indicators, strict=True)), (TRAILER,)))
-    sightings = b"".join(chain((SIGNATURE,), chain.from_iterable(zip(
-        map(_ONE_ID, repeat(13, count), repeat(8), ids), bodies.sightings, strict=True)), (TRAILER,)))
-    return indicators, sightings
+    if len(bodies.indicator_starts) != count:
+        raise ValueError(f"{count} ids for {len(bodies.indicator_starts)} rows")
+    for data, starts, fields in ((bodies.indicators, bodies.indicator_starts, 14),
+                                 (bodies.sightings, bodies.sighting_starts, 13)):
+        deque(map(_ROW_START.pack_into, repeat(data, count), starts, repeat(fields, count), repeat(8, count), ids),
+              maxlen=0)
+    return bodies.indicators, bodies.sightings
 
 
 def stage_rows(rows: Sequence[tuple]) -> Iterator[bytes]:
