@@ -1,17 +1,18 @@
 """The store's new rows in PostgreSQL's binary COPY format, encoded here rather than by the driver.
 
-A first pull sends every indicator twice (its Indicator row and its Sighting row), fourteen fields
-each. The driver's ``write_row`` looks up a dumper for every field of every row; here a row is
-its id, its type and value, and one prebuilt run of bytes for everything the rows of a batch
-share (timestamps, reputation, severity, tags, comments, ...), encoded once per distinct
-combination: half the client's time for the same bytes (tests/exchange/test_merge.py checks the
-stored rows against the upsert's).
+A first pull sends every indicator twice (its Indicator row and its Sighting row), thirteen or
+fourteen fields each. The driver's ``write_row`` looks up a dumper for every field of every row;
+here a row is its id, its type and value, and one prebuilt run of bytes for everything the rows
+of a batch share (timestamps, reputation, severity, tags, comments, ...), encoded once per
+distinct combination: half the client's time for the same bytes (tests/exchange/test_merge.py
+checks the stored rows against the upsert's). The rows can be encoded before their ids are
+drawn, and the ids written in afterwards, so that the read-ahead thread does the encoding.
 
 The format (https://www.postgresql.org/docs/current/sql-copy.html, "Binary Format"): a signature,
 then per row a 16-bit field count and per field a 32-bit length (-1: NULL) and the value in the
 type's binary form (what its ``recv`` function reads): big-endian integers, timestamptz as
-microseconds since 2000-01-01 UTC, text as UTF-8, jsonb as a version byte (1) and the JSON text;
-then a 16-bit -1.
+microseconds since 2000-01-01 UTC, text in the client encoding (Django connects in UTF8), jsonb
+as a version byte (1) and the JSON text; then a 16-bit -1.
 """
 
 import struct
