@@ -17,11 +17,12 @@ Each phase runs in a forked child of a process that has only loaded Django, so a
 
 Reading the output: rows/s per phase; ratio = pipeline rows/s / raw COPY rows/s (1.0 would be as fast as
 the bare COPY); the counters check correctness (first pull: created = N - rejected; re-pull: unchanged = N);
-the stage line splits a pull's seconds into record generation (source), normalize (prepare), staging COPY,
-indicator upsert, sighting upsert, commit and the rest (run
-counters, rejected records, cursor save). Targets, on PostgreSQL only: ratio >= 0.5 for both pulls, peak RSS
-<= 400 MB. ``--profile`` runs the first pull alone under cProfile (N defaults to 200,000 there) and prints
-the top functions; its times include the profiler's overhead, which inflates Python against SQL. On
+the stage line splits a pull's seconds into record generation (source), normalize (prepare), the COPY data
+encoded ahead of the merge (encode), the COPY of new indicators, staging COPY, indicator upsert, sighting upsert,
+commit and the rest (run counters, rejected records, cursor save, the statistics refreshed at the end).
+Targets, on PostgreSQL only: ratio >= 0.5 for both pulls, peak RSS <= 400 MB. ``--profile`` runs the first pull
+alone under cProfile (N defaults to 200,000 there) and prints the top functions of the thread writing to the
+database (not the read-ahead's); its times include the profiler's overhead, which inflates Python against SQL. On
 PostgreSQL, each phase starts with a CHECKPOINT (when the role may run one), so that it pays for its own WAL, not
 for the previous phases'; WAL and checkpoints are the server's during each phase (other databases' work would show
 too); client CPU is the benchmark process's, server CPU its PostgreSQL backend's (read from /proc, so only for a
@@ -421,12 +422,13 @@ def _time_stages() -> None:
     """Wrap the pipeline's stages with timers, in this process only: the project is not edited."""
     from django.db import connections
 
-    from exchange import ingest, merge
+    from exchange import ingest, merge, pull
 
     wrapper = type(connections["default"])
     wrapper.commit = _timed(wrapper.commit, "commit")
     dialect = type(merge._dialect())
     ingest.prepare = _timed(ingest.prepare, "prepare")
+    pull.prepare_batch = _timed(pull.prepare_batch, "prepare batch")
     ingest.merge = _timed(ingest.merge, "merge")
     merge._Dialect.stage = _timed(merge._Dialect.stage, "staging COPY")
     dialect.upsert_indicators = _timed(dialect.upsert_indicators, "indicator upsert")
@@ -447,13 +449,14 @@ def _timed(function: Callable, stage: str) -> Callable:
 
 
 def _stage_seconds(total: float) -> dict[str, float]:
-    """Seconds per stage. The source and prepare run in the pull's read-ahead thread, overlapping the
-    merge in the main thread; "waiting" is the main thread's time outside merge and commit."""
+    """Seconds per stage. The source, prepare and encode run in the pull's read-ahead thread, overlapping
+    the merge in the main thread; "waiting" is the main thread's time outside merge and commit."""
     get = STAGES.get
     merge, copy_new, staging, upsert = (get(name, 0.0) for name in ("merge", "COPY new", "staging COPY",
                                                                      "indicator upsert"))
     return {
-        "source*": get("source", 0.0), "prepare*": get("prepare", 0.0), "COPY new": copy_new,
+        "source*": get("source", 0.0), "prepare*": get("prepare", 0.0),
+        "encode*": get("prepare batch", 0.0) - get("prepare", 0.0), "COPY new": copy_new,
         "staging COPY": staging, "indicator upsert": upsert,
         # merge() runs the unchanged pass and the sighting upsert inline: the rest of merge().
         "unchanged pass + sighting upsert": merge - copy_new - staging - upsert,
