@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import ingest as ingest_bench  # the synthetic source, the database helpers and the forked phases
+import ingest as ingest_bench  # noqa: E402  (the synthetic source, the database helpers, the forked phases)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/cte_bench_taxii"
 TOKEN = "bench-taxii-token-0123456789"

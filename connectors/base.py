@@ -29,6 +29,8 @@ class Record:
 
     ``type`` None means "detect from the value". ``error`` marks a record the connector
     could not even read (a broken CSV line): it is rejected with that reason, and kept.
+    ``withdrawn`` marks a value the source no longer vouches for (a revoked or expired STIX
+    indicator): nothing is added, and this source's sighting of it expires (exchange.withdraw).
     """
 
     value: Any
@@ -42,6 +44,7 @@ class Record:
     external_id: str = ""
     position: int | None = None
     error: str = ""
+    withdrawn: bool = False
 
 
 @dataclass(slots=True)

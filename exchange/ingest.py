@@ -18,6 +18,7 @@ from exchange import pgcopy
 from exchange.merge import merge
 from exchange.models import Severity
 from exchange.normalize import Rejected, detect, normalize
+from exchange.withdraw import expire_withdrawn
 
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 100
@@ -42,6 +43,8 @@ class BatchResult:
     unchanged: int = 0
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    withdrawn: int = 0  # records of values the source withdrew
+    expired: int = 0  # this source's sightings that expired for them
 
 
 # Row layout, as merge.STAGE_COLUMNS: type, value, first_seen, last_seen, expires_at,
@@ -148,8 +151,10 @@ def _combined(kept: tuple, new: tuple) -> tuple:
     return tuple(row)
 
 
-def prepare(config, records: list[Record], now: datetime, first_position: int = 0):
-    """``(rows, rejections)``: deduplicated merge rows and the records that failed.
+def prepare(config, records: list[Record], now: datetime, first_position: int = 0,
+            withdrawn: list[tuple[str, str]] | None = None):
+    """``(rows, rejections)``: deduplicated merge rows and the records that failed; the
+    ``(type, value)`` of withdrawn records go to ``withdrawn``.
 
     One loop with everything at hand in locals: it runs for every record a source sends, and is
     most of a pull's Python time (benchmarks/ingest.py)."""
@@ -169,6 +174,10 @@ def prepare(config, records: list[Record], now: datetime, first_position: int = 
                 raise Rejected(record.error)
             type_ = record.type or detect(record.value)
             value = normalize(type_, record.value)
+            if record.withdrawn:
+                if withdrawn is not None:
+                    withdrawn.append((type_, value))
+                continue
         except Rejected as exc:
             position = record.position if record.position is not None else first_position + index
             rejections.append(Rejection(position, record.type or "", str(record.value)[:1000], str(exc)))
@@ -226,6 +235,8 @@ class Prepared:
     # The rows' COPY data, if made ahead (on PostgreSQL): for new indicators, or for the staging table.
     encoded: pgcopy.StoreBodies | None = None
     staged: list[bytes] | None = None
+    # (type, value) the source withdrew: its sightings of them expire when the batch merges.
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
 
 
 # On PostgreSQL, how a configuration's last batch was written: "new" (COPY straight into the
@@ -238,8 +249,10 @@ _ENCODE_AHEAD: dict[int, str] = {}
 
 
 def prepare_batch(config, records: list[Record], now: datetime, first_position: int = 0) -> Prepared:
-    rows, rejections = prepare(config, records, now, first_position)
-    prepared = Prepared(rows, rejections, len(records), now)
+    withdrawn: list[tuple[str, str]] = []
+    rows, rejections = prepare(config, records, now, first_position, withdrawn)
+    # Withdrawn records are counted apart: received are the records offered to the store.
+    prepared = Prepared(rows, rejections, len(records) - len(withdrawn), now, withdrawn=withdrawn)
     ahead = _ENCODE_AHEAD.get(config.pk) if rows else None
     if ahead == "new":
         prepared.encoded = pgcopy.store_bodies(rows, config.pk, now)
@@ -260,6 +273,7 @@ def merge_prepared(config, prepared: Prepared, hints: MergeHints | None = None) 
     merged = merge(rows, source_id=config.pk, override=config.override_reputation, now=prepared.now,
                    drop_unchanged=hints.drop_unchanged if hints else True, all_new=hints.all_new if hints else False,
                    encoded=prepared.encoded, staged=prepared.staged)
+    expired = expire_withdrawn(config, prepared.withdrawn, prepared.now) if prepared.withdrawn else 0
     if hints:
         hints.learn(len(rows), merged.created, merged.updated)
         if connection.vendor == "postgresql":
@@ -273,4 +287,6 @@ def merge_prepared(config, prepared: Prepared, hints: MergeHints | None = None) 
         unchanged=received - rejected - merged.created - merged.updated,
         rejected=rejected,
         rejections=rejections,
+        withdrawn=len(prepared.withdrawn),
+        expired=expired,
     )

@@ -123,7 +123,8 @@ class _Recorder:
         Run.objects.filter(pk=self.run.pk).update(
             received=F("received") + result.received, created=F("created") + result.created,
             updated=F("updated") + result.updated, unchanged=F("unchanged") + result.unchanged,
-            rejected=F("rejected") + result.rejected, batches=F("batches") + 1,
+            rejected=F("rejected") + result.rejected, withdrawn=F("withdrawn") + result.withdrawn,
+            batches=F("batches") + 1,
         )
 
 

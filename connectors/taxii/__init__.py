@@ -9,9 +9,8 @@ that add objects late), or earlier if the checkpoint was moved back (a backfill)
 without a position starts at the initial range. See ``paging`` for fragile ``next`` tokens and
 ``patterns`` for what an indicator object gives.
 
-Revoked and expired indicators give no record; their values are listed in the storage's
-``withdrawn`` with the batch they came in, for ``withdraw.expire_withdrawn`` to expire this
-source's sightings of them.
+Revoked and expired indicators give withdrawn records (``Record.withdrawn``): nothing is added,
+and this source's sightings of their values expire when their batch is merged.
 
 Push ("Add to collection"): STIX 2.1 indicators (``stix``) POSTed in envelopes within the API
 root's ``max_content_length``; the status resource is polled until complete (at most
@@ -163,12 +162,10 @@ class Taxii(Connector):
                     records, gone = _records(objects, now)
                     withdrawn += len(gone)
                     stored[collection.id] = position.after
-                    ctx.storage["withdrawn"] = gone
                     yield Batch(records, {"positions": {cid: p.as_json() for cid, p in positions.items()},
                                           "done": list(done)})
             stored[collection.id] = position.after
             done.append(collection.id)
-        ctx.storage.pop("withdrawn", None)
         if withdrawn:
             log.info("taxii %s: %d revoked or expired values skipped", getattr(ctx.config, "name", ""), withdrawn)
 
@@ -312,13 +309,15 @@ def _access(collection) -> str:
     return ", ".join(rights) or "no access"
 
 
-def _records(objects: list[dict], now: datetime) -> tuple[list[Record], list[list[str]]]:
+def _records(objects: list[dict], now: datetime) -> tuple[list[Record], list[Record]]:
+    """The page's records, withdrawn ones included, and the withdrawn ones alone."""
     records: list[Record] = []
-    withdrawn: list[list[str]] = []
+    withdrawn: list[Record] = []
     for obj in objects:
         reading = read_object(obj, now)
         records.extend(reading.records)
-        withdrawn.extend([type_, value] for type_, value in reading.withdrawn)
+        withdrawn.extend(Record(value, type_, withdrawn=True) for type_, value in reading.withdrawn)
+    records.extend(withdrawn)
     return records, withdrawn
 
 

@@ -34,6 +34,8 @@ class Run(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    withdrawn = models.PositiveIntegerField(
+        default=0, help_text="Values the source revoked or let expire: its sightings of them expired.")
     shared = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     retracted = models.PositiveIntegerField(default=0)

@@ -12,10 +12,10 @@ from connectors.http import new_session, session_for
 from connectors.taxii import Taxii
 from connectors.taxii.paging import stamp
 from connectors.taxii.patterns import timestamp
-from connectors.taxii.withdraw import expire_withdrawn
 from exchange.ingest import ingest_batch
 from exchange.models import Indicator, PluginConfig, RejectedRecord, Run, Sighting
 from exchange.pull import run_pull
+from exchange.withdraw import expire_withdrawn
 from tests.connectors.test_http import tls_context
 from tests.support.factories import make_config
 from tests.support.httpserver import LocalServer, Reply
@@ -255,7 +255,7 @@ class WithdrawnTests(TaxiiTestCase):
         self.taxii.add(READ_ID, [later])
         return later
 
-    def test_a_revoked_version_lists_the_values_with_its_batch_and_expires_the_sighting(self):
+    def test_a_revoked_version_expires_this_source_s_sightings_of_its_values(self):
         config = self.config()
         other = make_config("another source")
         self.pull(config)
@@ -267,23 +267,23 @@ class WithdrawnTests(TaxiiTestCase):
         config.refresh_from_db()
         ctx = Context(config=config, settings=dict(config.settings), secrets=config.get_secrets(),
                       session=session_for(config), since=config.last_run, storage=dict(config.storage))
-        listed = []
-        for batch in Taxii().pull(ctx):
-            self.assertEqual(batch.records, [])
-            listed += ctx.storage["withdrawn"]
-        self.assertEqual(sorted(map(tuple, listed)), sorted([
+        listed = [(record.type, record.value) for batch in Taxii().pull(ctx) for record in batch.records
+                  if record.withdrawn]
+        self.assertEqual(sorted(listed), sorted([
             ("url", "http://bad0.example.com/login"), ("url", "http://bad9.example.com/login"),
             ("domain", "bad9.example.net"),
             ("sha256", next(v for t, v in self.corpus.compound if t == "sha256" and v in compound_obj["pattern"])),
         ]))
 
-        self.assertEqual(expire_withdrawn(config, listed, timezone.now()), 4)
+        run = run_pull(config.pk, trigger="manual")  # the same pull, as a scheduled one runs it
+        self.assertEqual((run.status, run.withdrawn, run.created, run.rejected), ("success", 4, 0, 0), run.error)
 
         gone = Indicator.objects.get(type="url", value="http://bad0.example.com/login")
         self.assertFalse(gone.active)
         kept = Indicator.objects.get(type="domain", value="bad9.example.net")
         self.assertTrue(kept.active)  # the other source still reports it
         self.assertEqual(kept.expires_at, kept.sightings.get(source=other).expires_at)
+        self.assertIsNotNone(kept.sightings.get(source=config).expires_at)
 
 
 class ExpireWithdrawnTests(TestCase):
@@ -310,6 +310,17 @@ class ExpireWithdrawnTests(TestCase):
         self.assertTrue(Indicator.objects.get(value="other.example").active)  # this source never reported it
         self.assertTrue(Indicator.objects.get(value="198.51.100.9").active)  # not withdrawn
         self.assertEqual(expire_withdrawn(self.taxii_source, [("url", "http://gone.example/")], now), 0)
+
+
+    def test_a_withdrawn_record_in_a_batch_expires_the_sighting_when_the_batch_merges(self):
+        now = timezone.now()
+        result = ingest_batch(self.taxii_source, [Record("http://gone.example/", "url", withdrawn=True),
+                                                  Record("new.example", "domain"),
+                                                  Record("never.example", "domain", withdrawn=True)], now)
+        self.assertEqual((result.received, result.created, result.withdrawn, result.expired, result.unchanged),
+                         (1, 1, 2, 1, 0))
+        self.assertFalse(Indicator.objects.get(value="http://gone.example/").active)
+        self.assertFalse(Indicator.objects.filter(value="never.example").exists())  # nothing added
 
 
 class FailureTests(TaxiiTestCase):

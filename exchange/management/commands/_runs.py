@@ -27,6 +27,8 @@ def configs_named(names: list[str], everything: bool) -> list[PluginConfig]:
 def summary(run: Run) -> str:
     text = (f"run #{run.pk} {run.status}: {run.received} received, {run.created} created, {run.updated} updated, "
             f"{run.unchanged} unchanged, {run.rejected} rejected")
+    if run.withdrawn:
+        text += f", {run.withdrawn} withdrawn"
     return f"{text}; error: {run.error}" if run.error else text
 
 

@@ -1,4 +1,5 @@
-"""Withdrawn values: a source revoked an indicator, or its ``valid_until`` passed.
+"""Withdrawn values: a source revoked an indicator, or its ``valid_until`` passed (a record
+with ``withdrawn`` set; the ingest calls this when it merges the batch that holds it).
 
 The source no longer vouches for the value, so its sighting from that source expires now, and
 the indicator's expiry becomes the latest of its other sightings (never, if one of them never
