@@ -29,15 +29,16 @@ from django import forms
 from connectors.base import Action, Batch, Connector, ConnectorError, Context, Outbound, PushResult
 from connectors.misp import push as sharing
 from connectors.misp.client import MispClient
-from connectors.misp.mapping import CTE_TYPES, PullOptions, attribute_records, misp_types_for
+from connectors.misp.mapping import CTE_TYPES, PullForm, PullOptions, attribute_records, misp_types_for
 from connectors.registry import register
-from exchange.models import IndicatorType
 
 DEFAULT_PAGE = 1000  # attributes per search page, as Netskope CE asks for them
 MAX_PAGE = 10_000
 
 
-class MispForm(forms.Form):
+class MispForm(PullForm):
+    field_order = ["url", "api_key", "types", "include_non_ids"]
+
     url = forms.URLField(
         label="MISP URL", max_length=2000, assume_scheme="https",
         help_text="MISP's base address, e.g. https://misp.example.org",
@@ -45,14 +46,6 @@ class MispForm(forms.Form):
     api_key = forms.CharField(
         label="API key", required=False, widget=forms.PasswordInput(render_value=False),
         help_text="An auth key of a MISP user allowed to use the API (sharing needs a role that may add events).",
-    )
-    types = forms.MultipleChoiceField(
-        label="Indicator types to pull", choices=IndicatorType.choices, initial=list(CTE_TYPES),
-        widget=forms.CheckboxSelectMultiple,
-    )
-    include_non_ids = forms.BooleanField(
-        label="Also pull attributes not flagged for IDS", required=False,
-        help_text="MISP's to_ids flag marks attributes fit for detection; without it they are context and are skipped.",
     )
     published_only = forms.BooleanField(
         label="Only published events", required=False, help_text="Leave out attributes of events still in draft.",

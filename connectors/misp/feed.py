@@ -34,27 +34,20 @@ from django import forms
 
 from connectors.base import Batch, Connector, ConnectorError, Context, Record
 from connectors.http import describe
-from connectors.misp.mapping import CTE_TYPES, PullOptions, attribute_records, epoch, event_attributes, tag_names
+from connectors.misp.mapping import PullForm, PullOptions, attribute_records, epoch, event_attributes, tag_names
 from connectors.misp.push import DEFAULT_TAG
 from connectors.registry import register
-from exchange.models import IndicatorType
 
 BATCH_SIZE = 5000
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-class MispFeedForm(forms.Form):
+class MispFeedForm(PullForm):
+    field_order = ["url", "types", "include_non_ids"]
+
     url = forms.URLField(
         label="Feed URL", max_length=2000, assume_scheme="https",
         help_text="The feed's folder, the one that holds manifest.json (e.g. https://www.circl.lu/doc/misp/feed-osint/).",
-    )
-    types = forms.MultipleChoiceField(
-        label="Indicator types to pull", choices=IndicatorType.choices, initial=list(CTE_TYPES),
-        widget=forms.CheckboxSelectMultiple,
-    )
-    include_non_ids = forms.BooleanField(
-        label="Also pull attributes not flagged for IDS", required=False,
-        help_text="MISP's to_ids flag marks attributes fit for detection; without it they are context and are skipped.",
     )
     loop_tag = forms.CharField(
         label="Loop-prevention tag", required=False, max_length=100, initial=DEFAULT_TAG,

@@ -26,11 +26,27 @@ read alike.
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django import forms
+
 from connectors.base import Outbound, Record
+from exchange.models import IndicatorType
 from exchange.normalize import Rejected, normalize
 
 IP = "ip"  # ipv4, ipv6 or cidr: told apart by the value
 CTE_TYPES = ("url", "domain", "hostname", "ipv4", "ipv6", "cidr", "md5", "sha1", "sha256", "email")
+
+
+class PullForm(forms.Form):
+    """The settings every MISP pull has, instance or feed: which attributes it keeps."""
+
+    types = forms.MultipleChoiceField(
+        label="Indicator types to pull", choices=IndicatorType.choices, initial=list(CTE_TYPES),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    include_non_ids = forms.BooleanField(
+        label="Also pull attributes not flagged for IDS", required=False,
+        help_text="MISP's to_ids flag marks attributes fit for detection; without it they are context and are skipped.",
+    )
 
 # MISP attribute type -> the CTE type of each ``|``-separated part (None: a part CTE leaves, a port
 # or a file name). https://www.misp-project.org/datamodels/#types

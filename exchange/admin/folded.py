@@ -84,7 +84,8 @@ class FoldedForm(forms.ModelForm):
 def folded_fields(inner: type[forms.Form], secret_names: tuple[str, ...], prefix: str) -> dict[str, forms.Field]:
     """The inner form's fields, prefixed; secrets write-only, each with its "clear" box."""
     fields = {}
-    for name, field in inner.base_fields.items():
+    for name in ordered(inner):
+        field = inner.base_fields[name]
         if name in secret_names:
             label = field.label or name.replace("_", " ").capitalize()
             fields[prefix + name] = secret_field(label, field.help_text)
@@ -92,6 +93,13 @@ def folded_fields(inner: type[forms.Form], secret_names: tuple[str, ...], prefix
         else:
             fields[prefix + name] = copy.deepcopy(field)
     return fields
+
+
+def ordered(inner: type[forms.Form]) -> list[str]:
+    """The inner form's field names in the order it shows them (its ``field_order`` first)."""
+    names = list(inner.base_fields)
+    first = [name for name in (inner.field_order or []) if name in inner.base_fields]
+    return first + [name for name in names if name not in first]
 
 
 def folded_form(base: type[FoldedForm], inner: type[forms.Form], secret_names: tuple[str, ...],

@@ -7,9 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.debug import sensitive_post_parameters
 from django_q.tasks import async_task
 
 from connectors import registry
@@ -142,14 +140,6 @@ class PluginConfigAdmin(ChosenFirstAdmin):
                 "connectors": sorted((cls() for cls in registry.connectors().values()), key=lambda c: c.label.lower()),
             })
         return self._sensitive_add_view(request, form_url, extra_context)
-
-    @method_decorator(sensitive_post_parameters())
-    def _sensitive_add_view(self, request, form_url="", extra_context=None):
-        return super().add_view(request, form_url, extra_context)
-
-    @method_decorator(sensitive_post_parameters())
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -7,9 +7,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.debug import sensitive_post_parameters
 from django_q.tasks import async_task
 
 from exchange.admin.folded import FoldedForm, folded_fields, folded_form
@@ -138,14 +136,6 @@ class SharingConfigAdmin(ChosenFirstAdmin):
                 "plugin_add": reverse("admin:exchange_pluginconfig_add"),
             })
         return self._sensitive_add_view(request, form_url, extra_context)
-
-    @method_decorator(sensitive_post_parameters())
-    def _sensitive_add_view(self, request, form_url="", extra_context=None):
-        return super().add_view(request, form_url, extra_context)
-
-    @method_decorator(sensitive_post_parameters())
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -4,7 +4,9 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 
 from exchange.fields import SecretFormField
 
@@ -67,9 +69,19 @@ def sealed_form(model, names: dict[str, str], base=SealedFieldsForm) -> type[Sea
 
 
 class ChosenFirstAdmin(admin.ModelAdmin):
-    """For configurations whose add page first asks a choice (a connector, an action), and which
-    have an ``enabled`` flag their schedule follows: the Enable and Disable actions, and "Save and
-    add another" going back to the choice."""
+    """For configurations whose add page first asks a choice (a connector, an action), whose
+    forms carry secrets, and which have an ``enabled`` flag their schedule follows: the Enable and
+    Disable actions, "Save and add another" going back to the choice, and add and change views
+    that keep posted secrets out of error reports (``add_view`` calls ``_sensitive_add_view``
+    once the choice is made)."""
+
+    @method_decorator(sensitive_post_parameters())
+    def _sensitive_add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, extra_context)
+
+    @method_decorator(sensitive_post_parameters())
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset):
